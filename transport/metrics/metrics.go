@@ -1,0 +1,249 @@
+// Package metrics defines every Prometheus family dtmfd exports and the
+// small methods the rest of the service uses to move them.
+//
+// All methods are safe on a nil *Metrics, so packages and tests that do not
+// care about metrics pass nil. No label takes an unbounded value: call ids
+// never appear; node labels come from the loaded IVR definition.
+package metrics
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Event outcomes for EventsTotal.
+const (
+	OutcomeAccepted     = "accepted"
+	OutcomeInvalidDigit = "invalid_digit"
+	OutcomeMalformed    = "malformed"
+	OutcomeUnknownCall  = "unknown_call"
+	OutcomeDuplicate    = "duplicate"
+	OutcomeIgnored      = "ignored"
+	OutcomeShed         = "shed"
+)
+
+// latencyBuckets span one millisecond to a minute: a digit decided in
+// microseconds and a write that waited out a long Retry-After both land in a
+// bucket of their own.
+var latencyBuckets = []float64{
+	.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5,
+	1, 2.5, 5, 10, 20, 30, 60,
+}
+
+// Metrics holds dtmfd's metric families.
+type Metrics struct {
+	Events            *prometheus.CounterVec
+	CallsOpen         prometheus.Gauge
+	CallsEnded        *prometheus.CounterVec
+	DecisionLatency   prometheus.Histogram
+	WriteLatency      prometheus.Histogram
+	WriteAttempts     *prometheus.CounterVec
+	WriteRetries      prometheus.Counter
+	WriteRateLimited  prometheus.Counter
+	DeadLetters       prometheus.Counter
+	WriteBacklog      prometheus.Gauge
+	StreamConnects    prometheus.Counter
+	StreamDisconnects *prometheus.CounterVec
+	TokenRefreshes    prometheus.Counter
+	TokenFailures     prometheus.Counter
+	IVRReloads        *prometheus.CounterVec
+}
+
+// New creates the families and registers them with reg. A nil reg creates
+// them unregistered, which tests use to read values without a registry.
+func New(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dtmfd_events_total",
+			Help: "Events received from every ingress, by type and outcome.",
+		}, []string{"type", "outcome"}),
+		CallsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "dtmfd_calls_open",
+			Help: "Calls with a live actor.",
+		}),
+		CallsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dtmfd_calls_ended_total",
+			Help: "Calls that reached a decision, by status and the node they ended at.",
+		}, []string{"status", "node"}),
+		DecisionLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "dtmfd_decision_latency_seconds",
+			Help:    "Time from the digit that decided a call to the decision.",
+			Buckets: latencyBuckets,
+		}),
+		WriteLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "dtmfd_write_latency_seconds",
+			Help:    "Time from a decision to the platform accepting its write.",
+			Buckets: latencyBuckets,
+		}),
+		WriteAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dtmfd_write_attempts_total",
+			Help: "Write requests sent to the platform, by status class (2xx, 4xx, 5xx, error).",
+		}, []string{"class"}),
+		WriteRetries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dtmfd_write_retries_total",
+			Help: "Write attempts scheduled again after a retryable failure.",
+		}),
+		WriteRateLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dtmfd_write_rate_limited_total",
+			Help: "Write attempts answered 429.",
+		}),
+		DeadLetters: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dtmfd_dead_letters_total",
+			Help: "Writes given up on and recorded in the dead-letter file.",
+		}),
+		WriteBacklog: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "dtmfd_write_backlog",
+			Help: "Interactions with a write waiting or in flight.",
+		}),
+		StreamConnects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dtmfd_stream_connects_total",
+			Help: "Voice stream connections established.",
+		}),
+		StreamDisconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dtmfd_stream_disconnects_total",
+			Help: "Voice stream connections lost, by WebSocket close code (none when the link dropped without one).",
+		}, []string{"code"}),
+		TokenRefreshes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dtmfd_token_refreshes_total",
+			Help: "Access tokens obtained from the token endpoint.",
+		}),
+		TokenFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dtmfd_token_failures_total",
+			Help: "Failed requests to the token endpoint.",
+		}),
+		IVRReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dtmfd_ivr_reloads_total",
+			Help: "IVR definition loads after startup, by result (applied, rejected).",
+		}, []string{"result"}),
+	}
+	if reg != nil {
+		reg.MustRegister(
+			m.Events, m.CallsOpen, m.CallsEnded, m.DecisionLatency,
+			m.WriteLatency, m.WriteAttempts, m.WriteRetries,
+			m.WriteRateLimited, m.DeadLetters, m.WriteBacklog,
+			m.StreamConnects, m.StreamDisconnects, m.TokenRefreshes,
+			m.TokenFailures, m.IVRReloads,
+		)
+	}
+	return m
+}
+
+// Event counts one received event.
+func (m *Metrics) Event(typ, outcome string) {
+	if m == nil {
+		return
+	}
+	m.Events.WithLabelValues(typ, outcome).Inc()
+}
+
+// CallOpened and CallClosed track live call actors.
+func (m *Metrics) CallOpened() {
+	if m != nil {
+		m.CallsOpen.Inc()
+	}
+}
+
+// CallClosed is the counterpart of CallOpened.
+func (m *Metrics) CallClosed() {
+	if m != nil {
+		m.CallsOpen.Dec()
+	}
+}
+
+// CallEnded counts a decision and observes its latency from the last digit.
+func (m *Metrics) CallEnded(status, node string, sinceDigit time.Duration) {
+	if m == nil {
+		return
+	}
+	m.CallsEnded.WithLabelValues(status, node).Inc()
+	if sinceDigit >= 0 {
+		m.DecisionLatency.Observe(sinceDigit.Seconds())
+	}
+}
+
+// WriteAttempt counts one write request by its HTTP status, or 0 for a
+// request that got no response.
+func (m *Metrics) WriteAttempt(status int) {
+	if m == nil {
+		return
+	}
+	class := "error"
+	if status > 0 {
+		class = strconv.Itoa(status/100) + "xx"
+	}
+	m.WriteAttempts.WithLabelValues(class).Inc()
+	if status == 429 {
+		m.WriteRateLimited.Inc()
+	}
+}
+
+// WriteRetry counts a write scheduled again.
+func (m *Metrics) WriteRetry() {
+	if m != nil {
+		m.WriteRetries.Inc()
+	}
+}
+
+// WriteAccepted observes the time from decision to accepted write.
+func (m *Metrics) WriteAccepted(sinceDecision time.Duration) {
+	if m != nil {
+		m.WriteLatency.Observe(sinceDecision.Seconds())
+	}
+}
+
+// DeadLetter counts a write given up on.
+func (m *Metrics) DeadLetter() {
+	if m != nil {
+		m.DeadLetters.Inc()
+	}
+}
+
+// Backlog sets the number of interactions waiting to be written.
+func (m *Metrics) Backlog(n int) {
+	if m != nil {
+		m.WriteBacklog.Set(float64(n))
+	}
+}
+
+// StreamConnected counts an established voice stream connection.
+func (m *Metrics) StreamConnected() {
+	if m != nil {
+		m.StreamConnects.Inc()
+	}
+}
+
+// StreamDisconnected counts a lost connection by close code; code < 0
+// means the link dropped without a close frame.
+func (m *Metrics) StreamDisconnected(code int) {
+	if m == nil {
+		return
+	}
+	label := "none"
+	if code >= 0 {
+		label = strconv.Itoa(code)
+	}
+	m.StreamDisconnects.WithLabelValues(label).Inc()
+}
+
+// TokenRefreshed counts a token obtained; TokenFailed a failed request.
+func (m *Metrics) TokenRefreshed() {
+	if m != nil {
+		m.TokenRefreshes.Inc()
+	}
+}
+
+// TokenFailed counts a failed request to the token endpoint.
+func (m *Metrics) TokenFailed() {
+	if m != nil {
+		m.TokenFailures.Inc()
+	}
+}
+
+// IVRReloaded counts a reload by result: "applied" or "rejected".
+func (m *Metrics) IVRReloaded(result string) {
+	if m != nil {
+		m.IVRReloads.WithLabelValues(result).Inc()
+	}
+}
