@@ -1,0 +1,224 @@
+package actors
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/google/uuid"
+
+	"github.com/dtmfd/dtmfd/ivrspec"
+	"github.com/dtmfd/dtmfd/transport/metrics"
+)
+
+// call is the actor that owns one call's IVR session: its node, path,
+// counters and its one timer. Nothing about a call lives outside it.
+type call struct {
+	sh   *shared
+	id   string
+	flow *ivrspec.Flow
+	sess *ivrspec.Session
+
+	// gen numbers the armed timer; a timerFired with another number is
+	// stale and ignored, so a stopped or replaced timer never fires.
+	gen       uint32
+	stopTimer func() bool
+
+	keys      int
+	lastInput time.Time
+}
+
+func newCall(sh *shared, id string, flow *ivrspec.Flow) *call {
+	return &call{sh: sh, id: id, flow: flow}
+}
+
+// Receive handles the call's messages.
+func (c *call) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		c.start(ctx)
+	case *Digit:
+		c.digit(ctx, m)
+	case *timerFired:
+		c.timeout(ctx, m)
+	case *actor.Stopping:
+		c.cancelTimer()
+	case *actor.Stopped:
+		c.sh.metrics.CallClosed()
+	}
+}
+
+func (c *call) start(ctx actor.Context) {
+	c.sh.metrics.CallOpened()
+	c.lastInput = c.sh.clock.Now()
+
+	sess, eff := c.flow.NewSession(c.id)
+	c.sess = sess
+	c.apply(ctx, eff, c.lastInput, "")
+}
+
+func (c *call) digit(ctx actor.Context, d *Digit) {
+	if c.sess.Done() {
+		c.sh.metrics.Event("dtmf", metrics.OutcomeUnknownCall)
+		return
+	}
+	c.keys++
+	if c.sh.maxKeys > 0 && c.keys > c.sh.maxKeys {
+		c.sh.metrics.Event("dtmf", metrics.OutcomeShed)
+		if c.keys == c.sh.maxKeys+1 {
+			c.logger().Warn("call reached its key limit; further keys are dropped",
+				"limit", c.sh.maxKeys)
+		}
+		return
+	}
+
+	node := c.sess.Node()
+	eff := c.sess.Digit(d.Key, d.Timestamp)
+	shown := c.countDigit(node, d.Key, eff.Outcome)
+	if eff.Outcome == ivrspec.Accepted {
+		c.lastInput = d.Received
+	}
+	c.apply(ctx, eff, d.Received, shown)
+}
+
+// countDigit counts and logs a key; it returns the key as it may be shown.
+func (c *call) countDigit(node *ivrspec.Node, key byte, o ivrspec.Outcome) string {
+	outcome := metrics.OutcomeAccepted
+	switch o {
+	case ivrspec.NoMatch, ivrspec.Ignored:
+		outcome = metrics.OutcomeInvalidDigit
+	case ivrspec.Duplicate:
+		outcome = metrics.OutcomeDuplicate
+	}
+	c.sh.metrics.Event("dtmf", outcome)
+
+	shown := string(key)
+	if node.Collect != nil && node.Collect.Sensitive {
+		shown = "*"
+	}
+	if c.sh.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.sh.log.Debug("key", "callId", c.id, "node", node.ID, "key", shown, "outcome", o.String())
+	}
+	return shown
+}
+
+func (c *call) timeout(ctx actor.Context, m *timerFired) {
+	if m.gen != c.gen || c.sess.Done() {
+		return
+	}
+	c.stopTimer = nil
+
+	now := c.sh.clock.Now()
+	if c.sh.maxIdle > 0 && now.Sub(c.lastInput) >= c.sh.maxIdle {
+		c.logger().Warn("call abandoned: no key accepted within the idle limit",
+			"idle", now.Sub(c.lastInput).String())
+		c.sh.metrics.CallEnded("abandoned", c.sess.Node().ID, -1)
+		ctx.Send(c.sh.ingress, &ended{callID: c.id})
+		ctx.Poison(ctx.Self())
+		return
+	}
+
+	kind := c.sess.Timer()
+	c.logger().Debug("timer fired", "timer", kind.String())
+	c.apply(ctx, c.sess.Timeout(), now, "")
+}
+
+// apply carries out what the session asked for after one input; key is
+// the input as it may be shown, empty for a timer.
+func (c *call) apply(ctx actor.Context, eff ivrspec.Effects, inputAt time.Time, key string) {
+	switch eff.Timer.Kind {
+	case ivrspec.TimerKeep:
+	case ivrspec.TimerStop:
+		c.cancelTimer()
+	default:
+		c.arm(ctx, eff.Timer.After)
+	}
+
+	if c.sh.onCall != nil {
+		c.observe(eff, key)
+	}
+	if eff.Decision != nil {
+		c.decide(ctx, eff.Decision, inputAt)
+	}
+}
+
+func (c *call) observe(eff ivrspec.Effects, key string) {
+	noInput, noMatch := c.sess.Counters()
+	ev := CallEvent{
+		CallID:   c.id,
+		Node:     c.sess.Node().ID,
+		Key:      key,
+		Digits:   c.sess.Digits(),
+		NoInput:  noInput,
+		NoMatch:  noMatch,
+		Timer:    eff.Timer,
+		Prompt:   eff.Prompt,
+		Decision: eff.Decision,
+		At:       c.sh.clock.Now(),
+	}
+	if eff.Outcome != 0 {
+		ev.Outcome = eff.Outcome.String()
+	}
+	c.sh.onCall(ev)
+}
+
+func (c *call) arm(ctx actor.Context, d time.Duration) {
+	c.cancelTimer()
+	c.gen++
+
+	gen, self, root := c.gen, ctx.Self(), c.sh.root
+	c.stopTimer = c.sh.clock.AfterFunc(d, func() {
+		root.Send(self, &timerFired{gen: gen})
+	})
+}
+
+func (c *call) cancelTimer() {
+	if c.stopTimer != nil {
+		c.stopTimer()
+		c.stopTimer = nil
+	}
+	c.gen++
+}
+
+// decide hands the decision to the writer pool and stops the call.
+func (c *call) decide(ctx actor.Context, d *ivrspec.Decision, inputAt time.Time) {
+	now := c.sh.clock.Now()
+	w := &Write{
+		ID:            uuid.NewString(),
+		InteractionID: c.id,
+		Variables:     d.Variables,
+		DigitAt:       inputAt,
+		DecidedAt:     now,
+	}
+	ctx.Send(c.sh.writer, w)
+
+	c.sh.metrics.CallEnded(d.Reason, d.From, now.Sub(inputAt))
+	c.sh.log.Info("call decided", "callId", c.id, "node", d.From, "end", d.End,
+		"reason", d.Reason, "decisionId", w.ID, "variables", logVars(d.Variables))
+
+	ctx.Send(c.sh.ingress, &ended{callID: c.id})
+	ctx.Poison(ctx.Self())
+}
+
+// logger returns a logger carrying the call id and its current node.
+func (c *call) logger() *slog.Logger {
+	node := ""
+	if c.sess != nil {
+		node = c.sess.Node().ID
+	}
+	return c.sh.log.With("callId", c.id, "node", node)
+}
+
+// logVars renders variables for a log line, masking sensitive values.
+func logVars(vars []ivrspec.Variable) slog.Value {
+	attrs := make([]slog.Attr, len(vars))
+	for i, v := range vars {
+		val := v.Value
+		if v.Sensitive {
+			val = "***"
+		}
+		attrs[i] = slog.String(v.Name, val)
+	}
+	return slog.GroupValue(attrs...)
+}

@@ -1,0 +1,290 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/dtmfd/dtmfd/ivrspec"
+	"github.com/dtmfd/dtmfd/transport/metrics"
+)
+
+// Config configures an Engine. Zero values take the defaults named on
+// each field.
+type Config struct {
+	// Flow returns the IVR flow a new call starts on. It is read once per
+	// call, so a reloaded flow applies to calls that start afterwards.
+	Flow func() *ivrspec.Flow
+	// Sink delivers decisions to the platform.
+	Sink Sink
+	// DeadLetters records a write given up on. Nil only logs it.
+	DeadLetters func(DeadLetter) error
+
+	// Writers is the number of writes in flight at once (16).
+	Writers int
+	// WriteDeadline bounds the retries of one write, from its decision (2m).
+	WriteDeadline time.Duration
+	// MaxBacklog bounds the interactions waiting to be written (100000);
+	// past it a decision goes straight to the dead letters.
+	MaxBacklog int
+	// MaxCalls bounds the open calls (200000); past it new calls are
+	// refused.
+	MaxCalls int
+	// MaxKeys bounds the keys one call may press (256).
+	MaxKeys int
+	// MaxIdle ends a call with no accepted key for this long (30m), for
+	// flows that retry forever.
+	MaxIdle time.Duration
+	// EndedTTL is how long an ended call's id is remembered so that late
+	// keys are refused (1m).
+	EndedTTL time.Duration
+
+	// OnCall, when set, is told of every step of every call.
+	OnCall func(CallEvent)
+	// OnWrite, when set, is told of every delivered or abandoned write.
+	OnWrite func(WriteEvent)
+
+	Clock   Clock
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics
+}
+
+// CallEvent is one step of one call, for observers such as the web keypad
+// and the flow-test harness. Keys and digits of sensitive nodes are masked.
+type CallEvent struct {
+	CallID  string
+	Node    string
+	Key     string
+	Outcome string
+	Digits  string
+	NoInput int
+	NoMatch int
+	Timer   ivrspec.Timer
+	Prompt  string
+	// Decision is set on the call's last event.
+	Decision *ivrspec.Decision
+	At       time.Time
+}
+
+// WriteEvent is a write delivered (Err nil) or given up on.
+type WriteEvent struct {
+	InteractionID string
+	Variables     []ivrspec.Variable
+	Err           error
+	Latency       time.Duration
+}
+
+// shared is what every actor of an engine reads; it never changes after
+// Start.
+type shared struct {
+	root    *actor.RootContext
+	ingress *actor.PID
+	writer  *actor.PID
+	clock   Clock
+	log     *slog.Logger
+	metrics *metrics.Metrics
+
+	maxCalls      int
+	maxKeys       int
+	maxBacklog    int
+	maxIdle       time.Duration
+	endedTTL      time.Duration
+	writeDeadline time.Duration
+
+	deadLetters  func(DeadLetter) error
+	onCall       func(CallEvent)
+	observeWrite func(id string, vars []ivrspec.Variable, err error, latency time.Duration)
+}
+
+// Engine is dtmfd's actor system: the ingress, one actor per call, and the
+// writer pool.
+type Engine struct {
+	system  *actor.ActorSystem
+	sh      *shared
+	cancel  context.CancelFunc
+	ingress *actor.PID
+	writer  *actor.PID
+}
+
+// Start builds the actor system and its actors.
+func Start(cfg Config) (*Engine, error) {
+	if cfg.Flow == nil || cfg.Sink == nil {
+		return nil, errors.New("start engine: Flow and Sink are required")
+	}
+	cfg = withDefaults(cfg)
+
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return libraryLogger(cfg.Logger)
+	}))
+	sh := &shared{
+		root:          system.Root,
+		clock:         cfg.Clock,
+		log:           cfg.Logger,
+		metrics:       cfg.Metrics,
+		maxCalls:      cfg.MaxCalls,
+		maxKeys:       cfg.MaxKeys,
+		maxBacklog:    cfg.MaxBacklog,
+		maxIdle:       cfg.MaxIdle,
+		endedTTL:      cfg.EndedTTL,
+		writeDeadline: cfg.WriteDeadline,
+		onCall:        cfg.OnCall,
+		deadLetters:   cfg.DeadLetters,
+	}
+	if cfg.OnWrite != nil {
+		sh.observeWrite = func(id string, vars []ivrspec.Variable, err error, lat time.Duration) {
+			cfg.OnWrite(WriteEvent{InteractionID: id, Variables: append([]ivrspec.Variable(nil), vars...),
+				Err: err, Latency: lat})
+		}
+	}
+
+	workCtx, cancel := context.WithCancel(context.Background())
+	w := newWriter(sh, cfg.Sink, workCtx, cfg.Writers)
+	writer, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return w }), "writer")
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("spawn writer: %w", err)
+	}
+	sh.writer = writer
+
+	in := newIngress(sh, cfg.Flow)
+	props := actor.PropsFromProducer(func() actor.Actor { return in }, actor.WithSupervisor(stopOnPanic))
+	ingress, err := system.Root.SpawnNamed(props, "calls")
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("spawn ingress: %w", err)
+	}
+	sh.ingress = ingress
+
+	return &Engine{system: system, sh: sh, cancel: cancel, ingress: ingress, writer: writer}, nil
+}
+
+func withDefaults(c Config) Config {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.Writers, 16)
+	def(&c.MaxBacklog, 100000)
+	def(&c.MaxCalls, 200000)
+	def(&c.MaxKeys, 256)
+	defDur(&c.WriteDeadline, 2*time.Minute)
+	defDur(&c.MaxIdle, 30*time.Minute)
+	defDur(&c.EndedTTL, time.Minute)
+	if c.Clock == nil {
+		c.Clock = SystemClock{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return c
+}
+
+// libraryLogger is the logger protoactor-go itself writes to: dtmfd's own
+// handler, one level quieter, since the library logs routine events
+// (actor system started, dead letters) at Info.
+func libraryLogger(l *slog.Logger) *slog.Logger {
+	return slog.New(quieter{l.Handler()}).With("lib", "protoactor")
+}
+
+type quieter struct{ slog.Handler }
+
+func (q quieter) Enabled(ctx context.Context, level slog.Level) bool {
+	return q.Handler.Enabled(ctx, level-4)
+}
+
+func (q quieter) Handle(ctx context.Context, r slog.Record) error {
+	r.Level -= 4
+	return q.Handler.Handle(ctx, r)
+}
+
+func (q quieter) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return quieter{q.Handler.WithAttrs(attrs)}
+}
+
+func (q quieter) WithGroup(name string) slog.Handler {
+	return quieter{q.Handler.WithGroup(name)}
+}
+
+// Digit hands a key to the ingress. It never blocks.
+func (e *Engine) Digit(d *Digit) {
+	e.system.Root.Send(e.ingress, d)
+}
+
+// Ping answers when the ingress and the writer both answer, so a stuck
+// actor system fails liveness.
+func (e *Engine) Ping(ctx context.Context) error {
+	_, err := e.Stats(ctx)
+	return err
+}
+
+// Stats returns the open calls and the write backlog.
+func (e *Engine) Stats(ctx context.Context) (Stats, error) {
+	var s Stats
+	calls, err := e.ask(ctx, e.ingress, &statsRequest{})
+	if err != nil {
+		return s, fmt.Errorf("ask ingress: %w", err)
+	}
+	backlog, err := e.ask(ctx, e.writer, &statsRequest{})
+	if err != nil {
+		return s, fmt.Errorf("ask writer: %w", err)
+	}
+	s.OpenCalls, s.Backlog = calls.(int), backlog.(int)
+	return s, nil
+}
+
+func (e *Engine) ask(ctx context.Context, pid *actor.PID, msg any) (any, error) {
+	timeout := time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	if timeout <= 0 {
+		return nil, context.DeadlineExceeded
+	}
+	return e.system.Root.RequestFuture(pid, msg, timeout).Result()
+}
+
+// Drain shuts the engine down without losing a decision: it refuses new
+// calls, lets open calls decide until callsBy, then delivers every pending
+// write until ctx ends. Whatever is still undelivered then is recorded as
+// a dead letter. The engine takes no more work afterwards.
+func (e *Engine) Drain(ctx context.Context, callsBy time.Time) error {
+	callsCtx, cancel := context.WithDeadline(ctx, callsBy)
+	_, err := e.ask(callsCtx, e.ingress, &drainRequest{})
+	cancel()
+	if err != nil {
+		n, _ := e.ask(ctx, e.ingress, &statsRequest{})
+		e.sh.log.Warn("calls still open at shutdown end without a decision", "calls", n)
+	}
+
+	_, err = e.ask(ctx, e.writer, &flushRequest{final: true})
+	if err == nil {
+		return nil
+	}
+	e.cancel()
+	e.system.Root.Send(e.writer, &abandonRequest{reason: "shutdown grace period ended before delivery"})
+	if _, ferr := e.system.Root.RequestFuture(e.writer, &flushRequest{final: true}, time.Second).Result(); ferr != nil {
+		return fmt.Errorf("drain writer: %w", ferr)
+	}
+	return fmt.Errorf("drain writer: %w", err)
+}
+
+// Close stops every actor and the actor system. Call Drain first to keep
+// pending writes.
+func (e *Engine) Close() {
+	e.cancel()
+	root := e.system.Root
+	_ = root.StopFuture(e.ingress).Wait()
+	_ = root.StopFuture(e.writer).Wait()
+	e.system.Shutdown()
+}

@@ -1,0 +1,155 @@
+package actors
+
+import (
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/dtmfd/dtmfd/ivrspec"
+	"github.com/dtmfd/dtmfd/transport/metrics"
+)
+
+// ingress routes every key to the actor of its call. It spawns a call
+// actor on a call's first key, watches it, and forgets it when it stops.
+// It never waits on the network, so one slow call cannot hold up another.
+type ingress struct {
+	sh   *shared
+	flow func() *ivrspec.Flow
+
+	calls map[string]*actor.PID
+	// ended remembers calls that decided, for endedTTL, so a key pressed
+	// after the decision is refused instead of starting the call again
+	// (and timing it out later).
+	ended map[string]time.Time
+
+	draining bool
+	waiters  []*actor.PID
+	prefix   string
+}
+
+// sweep is the periodic clean-up of ended calls.
+type sweep struct{}
+
+func newIngress(sh *shared, flow func() *ivrspec.Flow) *ingress {
+	return &ingress{
+		sh:    sh,
+		flow:  flow,
+		calls: make(map[string]*actor.PID),
+		ended: make(map[string]time.Time),
+	}
+}
+
+// Receive handles the ingress's messages.
+func (in *ingress) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		in.prefix = ctx.Self().Id + "/"
+		in.scheduleSweep(ctx)
+	case *Digit:
+		in.route(ctx, m)
+	case *ended:
+		in.ended[m.callID] = in.sh.clock.Now()
+	case *actor.Terminated:
+		in.forget(ctx, m.Who)
+	case *sweep:
+		in.sweep(ctx)
+	case *drainRequest:
+		in.draining = true
+		in.waiters = append(in.waiters, ctx.Sender())
+		in.answerDrain(ctx)
+	case *statsRequest:
+		ctx.Respond(len(in.calls))
+	}
+}
+
+func (in *ingress) route(ctx actor.Context, d *Digit) {
+	if pid, ok := in.calls[d.CallID]; ok {
+		ctx.Send(pid, d)
+		return
+	}
+	if _, ok := in.ended[d.CallID]; ok {
+		in.sh.metrics.Event("dtmf", metrics.OutcomeUnknownCall)
+		in.sh.log.Debug("key for an ended call dropped", "callId", d.CallID)
+		return
+	}
+	if in.draining {
+		in.sh.metrics.Event("dtmf", metrics.OutcomeShed)
+		in.sh.log.Warn("new call refused while shutting down", "callId", d.CallID)
+		return
+	}
+	if in.sh.maxCalls > 0 && len(in.calls) >= in.sh.maxCalls {
+		in.sh.metrics.Event("dtmf", metrics.OutcomeShed)
+		in.sh.log.Warn("new call refused: open call limit reached",
+			"callId", d.CallID, "limit", in.sh.maxCalls)
+		return
+	}
+
+	pid, err := in.spawn(ctx, d.CallID)
+	if err != nil {
+		in.sh.metrics.Event("dtmf", metrics.OutcomeShed)
+		in.sh.log.Error("call actor not started", "callId", d.CallID, "error", err)
+		return
+	}
+	in.calls[d.CallID] = pid
+	ctx.Send(pid, d)
+}
+
+func (in *ingress) spawn(ctx actor.Context, callID string) (*actor.PID, error) {
+	c := newCall(in.sh, callID, in.flow())
+	props := actor.PropsFromProducer(func() actor.Actor { return c })
+	pid, err := ctx.SpawnNamed(props, callID)
+	if err != nil {
+		return nil, err
+	}
+	ctx.Watch(pid)
+	return pid, nil
+}
+
+// forget drops a stopped call actor. Its name is the call id.
+func (in *ingress) forget(ctx actor.Context, who *actor.PID) {
+	id := strings.TrimPrefix(who.Id, in.prefix)
+	if pid, ok := in.calls[id]; ok && pid.Equal(who) {
+		delete(in.calls, id)
+		if _, ok := in.ended[id]; !ok {
+			// Stopped without a decision (a crash): refuse its keys too,
+			// rather than restart the call from the top.
+			in.ended[id] = in.sh.clock.Now()
+		}
+	}
+	in.answerDrain(ctx)
+}
+
+func (in *ingress) answerDrain(ctx actor.Context) {
+	if !in.draining || len(in.calls) > 0 {
+		return
+	}
+	for _, w := range in.waiters {
+		ctx.Send(w, &drained{})
+	}
+	in.waiters = nil
+}
+
+func (in *ingress) scheduleSweep(ctx actor.Context) {
+	self, root := ctx.Self(), in.sh.root
+	in.sh.clock.AfterFunc(in.sh.endedTTL/2+time.Millisecond, func() {
+		root.Send(self, &sweep{})
+	})
+}
+
+func (in *ingress) sweep(ctx actor.Context) {
+	cutoff := in.sh.clock.Now().Add(-in.sh.endedTTL)
+	for id, at := range in.ended {
+		if at.Before(cutoff) {
+			delete(in.ended, id)
+		}
+	}
+	in.scheduleSweep(ctx)
+}
+
+// stopOnPanic is the ingress's strategy for its children: it stops a call
+// actor that panics instead of restarting it
+// with an empty session, which would start the caller's menu again.
+var stopOnPanic = actor.NewOneForOneStrategy(0, 0, func(reason interface{}) actor.Directive {
+	return actor.StopDirective
+})

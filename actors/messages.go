@@ -1,0 +1,111 @@
+package actors
+
+import (
+	"context"
+	"time"
+
+	"github.com/dtmfd/dtmfd/ivrspec"
+)
+
+// Digit is one key pressed on one call, from any ingress.
+type Digit struct {
+	CallID string
+	Key    byte
+	// Timestamp is the platform's time of the key in UNIX milliseconds;
+	// a repeat of the same key with the same timestamp is dropped.
+	Timestamp int64
+	// Received is when dtmfd read the key; latencies are measured from it.
+	Received time.Time
+}
+
+// Write is a decision on its way to the platform.
+type Write struct {
+	// ID identifies the decision, for logs and dead letters.
+	ID            string
+	InteractionID string
+	Variables     []ivrspec.Variable
+	// DigitAt is when the deciding input was received (or the timer
+	// fired); DecidedAt is when the call actor decided.
+	DigitAt   time.Time
+	DecidedAt time.Time
+}
+
+// Verdict is a sink's answer to a failed write.
+type Verdict struct {
+	Retry  bool
+	After  time.Duration
+	Reason string
+}
+
+// Sink delivers variable writes to the platform. Write is called from the
+// writer pool's workers, one call at a time per worker; it may block.
+type Sink interface {
+	Write(ctx context.Context, interactionID string, vars []ivrspec.Variable) error
+	// Retry decides, for the attempt-th failure err, whether and when to
+	// try again. It may act on the failure (for example drop a rejected
+	// token) before answering.
+	Retry(err error, attempt int) Verdict
+}
+
+// DeadLetter is a write given up on: the variables of one or more merged
+// decisions for one interaction, with why they were not delivered.
+type DeadLetter struct {
+	InteractionID string
+	Variables     []ivrspec.Variable
+	DecisionIDs   []string
+	// DecidedAt is when the earliest of the decisions was made.
+	DecidedAt time.Time
+	FailedAt  time.Time
+	Attempts  int
+	Err       error
+}
+
+// timerFired is a call's timer going off. gen is the generation it was
+// armed with; a later arm or a stop makes it stale.
+type timerFired struct{ gen uint32 }
+
+// ended tells the ingress that a call actor decided and is stopping, so a
+// late key for it is refused rather than starting a new call.
+type ended struct{ callID string }
+
+// drainRequest asks the ingress to refuse new calls and answer when no
+// call is open.
+type drainRequest struct{}
+
+type drained struct{}
+
+// flushRequest asks the writer to answer once nothing is waiting; with
+// final set, it then stops taking new work.
+type flushRequest struct{ final bool }
+
+type flushed struct{ pending int }
+
+// abandonRequest asks the writer to dead-letter everything still held.
+type abandonRequest struct{ reason string }
+
+// attempt is one write handed to a worker.
+type attempt struct {
+	id      string
+	vars    []ivrspec.Variable
+	attempt int
+}
+
+// attemptDone is a worker's report of an attempt.
+type attemptDone struct {
+	id      string
+	err     error
+	latency time.Duration
+}
+
+// retryDue wakes a write whose backoff has passed.
+type retryDue struct{ id string }
+
+// statsRequest asks an actor for its counts; used by health checks.
+type statsRequest struct{}
+
+// Stats is a snapshot of the engine's load.
+type Stats struct {
+	OpenCalls int
+	Backlog   int
+	InFlight  int
+}
