@@ -27,10 +27,16 @@ type call struct {
 
 	keys      int
 	lastInput time.Time
+
+	// platformTimed calls are driven by Steps: the platform collects keys
+	// and enforces the timeouts, so the only timer here is the idle limit.
+	platformTimed bool
+	// prompt is the last prompt asked for, returned to the next Step.
+	prompt string
 }
 
-func newCall(sh *shared, id string, flow *ivrspec.Flow) *call {
-	return &call{sh: sh, id: id, flow: flow}
+func newCall(sh *shared, id string, flow *ivrspec.Flow, platformTimed bool) *call {
+	return &call{sh: sh, id: id, flow: flow, platformTimed: platformTimed}
 }
 
 // Receive handles the call's messages.
@@ -42,6 +48,8 @@ func (c *call) Receive(ctx actor.Context) {
 		c.digit(ctx, m)
 	case *timerFired:
 		c.timeout(ctx, m)
+	case *Step:
+		c.step(ctx, m)
 	case *actor.Stopping:
 		c.cancelTimer()
 	case *actor.Stopped:
@@ -55,6 +63,7 @@ func (c *call) start(ctx actor.Context) {
 
 	sess, eff := c.flow.NewSession(c.id)
 	c.sess = sess
+	c.prompt = eff.Prompt
 	c.apply(ctx, eff, c.lastInput, "")
 }
 
@@ -119,19 +128,73 @@ func (c *call) timeout(ctx actor.Context, m *timerFired) {
 		return
 	}
 
+	if c.platformTimed {
+		c.arm(ctx, c.sh.maxIdle-now.Sub(c.lastInput))
+		return
+	}
 	kind := c.sess.Timer()
 	c.logger().Debug("timer fired", "timer", kind.String())
 	c.apply(ctx, c.sess.Timeout(), now, "")
 }
 
+// step runs one platform-driven turn and answers with what comes next.
+func (c *call) step(ctx actor.Context, s *Step) {
+	if c.sess.Done() {
+		ctx.Respond(&StepReply{Ended: true})
+		return
+	}
+	if s.Hangup {
+		c.logger().Info("caller hung up before a decision")
+		c.sh.metrics.CallEnded("hangup", c.sess.Node().ID, -1)
+		ctx.Respond(&StepReply{Ended: true})
+		ctx.Send(c.sh.ingress, &ended{callID: c.id})
+		ctx.Poison(ctx.Self())
+		return
+	}
+
+	var decision *ivrspec.Decision
+	feed := func(eff ivrspec.Effects, key string) {
+		if eff.Prompt != "" {
+			c.prompt = eff.Prompt
+		}
+		if eff.Decision != nil {
+			decision = eff.Decision
+		}
+		c.apply(ctx, eff, s.Received, key)
+	}
+
+	c.prompt = ""
+	c.lastInput = s.Received
+	for i := 0; i < len(s.Keys) && decision == nil; i++ {
+		node := c.sess.Node()
+		eff := c.sess.Digit(s.Keys[i], 0)
+		feed(eff, c.countDigit(node, s.Keys[i], eff.Outcome))
+	}
+	if decision == nil && (s.Keys == "" || c.sess.Pending()) {
+		feed(c.sess.EndInput(), "")
+	}
+	ctx.Respond(c.reply(decision))
+}
+
+func (c *call) reply(d *ivrspec.Decision) *StepReply {
+	if d != nil {
+		return &StepReply{Decision: d, Ended: true, Prompt: c.prompt}
+	}
+	noInput, noMatch := c.sess.Counters()
+	return &StepReply{Node: c.sess.Node(), Prompt: c.prompt, NoInput: noInput, NoMatch: noMatch}
+}
+
 // apply carries out what the session asked for after one input; key is
 // the input as it may be shown, empty for a timer.
 func (c *call) apply(ctx actor.Context, eff ivrspec.Effects, inputAt time.Time, key string) {
-	switch eff.Timer.Kind {
-	case ivrspec.TimerKeep:
-	case ivrspec.TimerStop:
+	switch {
+	case eff.Timer.Kind == ivrspec.TimerStop:
 		c.cancelTimer()
-	default:
+	case c.platformTimed:
+		if c.stopTimer == nil {
+			c.arm(ctx, c.sh.maxIdle)
+		}
+	case eff.Timer.Kind != ivrspec.TimerKeep:
 		c.arm(ctx, eff.Timer.After)
 	}
 

@@ -221,6 +221,23 @@ func (e *Engine) Digit(d *Digit) {
 	e.system.Root.Send(e.ingress, d)
 }
 
+// Step runs one platform-driven turn of a call and returns what the
+// platform should do next. The call's actor is the same kind the stream
+// uses; a call's first Step starts it.
+func (e *Engine) Step(ctx context.Context, s *Step) (*StepReply, error) {
+	res, err := e.ask(ctx, e.ingress, s)
+	if err != nil {
+		return nil, fmt.Errorf("step call %s: %w", s.CallID, err)
+	}
+	switch r := res.(type) {
+	case *StepReply:
+		return r, nil
+	case error:
+		return nil, r
+	}
+	return nil, fmt.Errorf("step call %s: unexpected reply %T", s.CallID, res)
+}
+
 // Ping answers when the ingress and the writer both answer, so a stuck
 // actor system fails liveness.
 func (e *Engine) Ping(ctx context.Context) error {

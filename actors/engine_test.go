@@ -408,3 +408,77 @@ func TestPing(t *testing.T) {
 		}
 	})
 }
+
+func TestStepsDrivenByThePlatform(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, &memSink{}, nil)
+		defer h.close()
+		ctx := context.Background()
+		step := func(keys string) *StepReply {
+			t.Helper()
+			r, err := h.eng.Step(ctx, &Step{CallID: "s1", Keys: keys, Received: time.Now()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+
+		if r := step("2"); r.Ended || r.Node.ID != "department" {
+			t.Fatalf("after 2: %+v, want department", r)
+		}
+		// Time passes with no timer of dtmfd's own: the platform times out.
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if got := h.sink.got(); len(got) != 0 {
+			t.Fatalf("a platform-timed call timed out by itself: %q", got)
+		}
+		if r := step("9"); r.Ended || r.Node.ID != "department" {
+			t.Fatalf("after a wrong key: %+v, want to stay at department", r)
+		}
+		r := step("A1")
+		if !r.Ended || r.Decision == nil || r.Decision.Variables[1].Value != "completed" {
+			t.Fatalf("after A1: %+v, want the completed decision", r)
+		}
+		synctest.Wait()
+		if got := h.sink.got(); len(got) != 1 {
+			t.Errorf("writes = %q, want the decision written once", got)
+		}
+		if r := step("1"); !r.Ended {
+			t.Errorf("a step after the end = %+v, want ended", r)
+		}
+	})
+}
+
+func TestStepWithoutKeysIsNoInput(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, &memSink{}, nil)
+		defer h.close()
+		r, err := h.eng.Step(context.Background(), &Step{CallID: "s2", Received: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.Ended || r.Decision.Variables[0].Value != "timeout_fallback" {
+			t.Errorf("no keys: %+v, want the no-input fallback", r)
+		}
+	})
+}
+
+func TestStepHangupWritesNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, &memSink{}, nil)
+		defer h.close()
+		ctx := context.Background()
+		if _, err := h.eng.Step(ctx, &Step{CallID: "s3", Keys: "1", Received: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := h.eng.Step(ctx, &Step{CallID: "s3", Hangup: true})
+		if err != nil || !r.Ended {
+			t.Fatalf("hangup: %+v %v", r, err)
+		}
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		if got := h.sink.got(); len(got) != 0 {
+			t.Errorf("writes after a hangup = %q, want none", got)
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"errors"
 	"strings"
 	"time"
 
@@ -28,6 +29,12 @@ type ingress struct {
 	prefix   string
 }
 
+// The reasons a new call is refused.
+var (
+	ErrDraining     = errors.New("shutting down: no new calls")
+	ErrTooManyCalls = errors.New("open call limit reached")
+)
+
 // sweep is the periodic clean-up of ended calls.
 type sweep struct{}
 
@@ -48,6 +55,8 @@ func (in *ingress) Receive(ctx actor.Context) {
 		in.scheduleSweep(ctx)
 	case *Digit:
 		in.route(ctx, m)
+	case *Step:
+		in.routeStep(ctx, m)
 	case *ended:
 		in.ended[m.callID] = in.sh.clock.Now()
 	case *actor.Terminated:
@@ -73,19 +82,11 @@ func (in *ingress) route(ctx actor.Context, d *Digit) {
 		in.sh.log.Debug("key for an ended call dropped", "callId", d.CallID)
 		return
 	}
-	if in.draining {
-		in.sh.metrics.Event("dtmf", metrics.OutcomeShed)
-		in.sh.log.Warn("new call refused while shutting down", "callId", d.CallID)
-		return
-	}
-	if in.sh.maxCalls > 0 && len(in.calls) >= in.sh.maxCalls {
-		in.sh.metrics.Event("dtmf", metrics.OutcomeShed)
-		in.sh.log.Warn("new call refused: open call limit reached",
-			"callId", d.CallID, "limit", in.sh.maxCalls)
+	if in.admit(d.CallID) != nil {
 		return
 	}
 
-	pid, err := in.spawn(ctx, d.CallID)
+	pid, err := in.spawn(ctx, d.CallID, false)
 	if err != nil {
 		in.sh.metrics.Event("dtmf", metrics.OutcomeShed)
 		in.sh.log.Error("call actor not started", "callId", d.CallID, "error", err)
@@ -95,8 +96,49 @@ func (in *ingress) route(ctx actor.Context, d *Digit) {
 	ctx.Send(pid, d)
 }
 
-func (in *ingress) spawn(ctx actor.Context, callID string) (*actor.PID, error) {
-	c := newCall(in.sh, callID, in.flow())
+// routeStep forwards a Step to its call, keeping the asker as sender so
+// the call answers it directly.
+func (in *ingress) routeStep(ctx actor.Context, s *Step) {
+	if pid, ok := in.calls[s.CallID]; ok {
+		ctx.Forward(pid)
+		return
+	}
+	if _, ok := in.ended[s.CallID]; ok || s.Hangup {
+		ctx.Respond(&StepReply{Ended: true})
+		return
+	}
+	if err := in.admit(s.CallID); err != nil {
+		ctx.Respond(err)
+		return
+	}
+	pid, err := in.spawn(ctx, s.CallID, true)
+	if err != nil {
+		in.sh.log.Error("call actor not started", "callId", s.CallID, "error", err)
+		ctx.Respond(err)
+		return
+	}
+	in.calls[s.CallID] = pid
+	ctx.Forward(pid)
+}
+
+// admit says whether a new call may start.
+func (in *ingress) admit(callID string) error {
+	if in.draining {
+		in.sh.metrics.Event("dtmf", metrics.OutcomeShed)
+		in.sh.log.Warn("new call refused while shutting down", "callId", callID)
+		return ErrDraining
+	}
+	if in.sh.maxCalls > 0 && len(in.calls) >= in.sh.maxCalls {
+		in.sh.metrics.Event("dtmf", metrics.OutcomeShed)
+		in.sh.log.Warn("new call refused: open call limit reached",
+			"callId", callID, "limit", in.sh.maxCalls)
+		return ErrTooManyCalls
+	}
+	return nil
+}
+
+func (in *ingress) spawn(ctx actor.Context, callID string, platformTimed bool) (*actor.PID, error) {
+	c := newCall(in.sh, callID, in.flow(), platformTimed)
 	props := actor.PropsFromProducer(func() actor.Actor { return c })
 	pid, err := ctx.SpawnNamed(props, callID)
 	if err != nil {

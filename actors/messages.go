@@ -109,3 +109,31 @@ type Stats struct {
 	Backlog   int
 	InFlight  int
 }
+
+// Step is one turn of a call whose keys the platform collects itself (a
+// Studio script's Capture action, a Virtual Agent Hub exchange): the keys
+// it captured, then the end of that input.
+type Step struct {
+	CallID string
+	// Keys are the keys captured this turn, in order; empty means the
+	// caller pressed nothing before the platform's timeout.
+	Keys string
+	// Hangup ends the call without a decision: the caller is gone.
+	Hangup   bool
+	Received time.Time
+}
+
+// StepReply is the call's state after a Step: what the platform should
+// do next.
+type StepReply struct {
+	// Node is the node now waiting for input; nil once the call ended.
+	Node *ivrspec.Node
+	// Prompt is the prompt to play before collecting, if any.
+	Prompt string
+	// Decision is set when this step ended the call.
+	Decision *ivrspec.Decision
+	// Ended reports that the call is over (decided now or before, or hung up).
+	Ended   bool
+	NoInput int
+	NoMatch int
+}

@@ -211,6 +211,34 @@ func (s *Session) Timeout() Effects {
 	return eff
 }
 
+// EndInput ends the current input the way a platform's own collection
+// ends it: keys gathered so far are completed as when the inter-digit
+// timer fires, and no keys at all are a no-input. Ingresses where the
+// platform collects the keys and enforces the timeouts (a Studio script,
+// a Virtual Agent Hub exchange) use it instead of Timeout.
+func (s *Session) EndInput() Effects {
+	var eff Effects
+	if s.done {
+		return eff
+	}
+	s.prompting = false
+	if len(s.buf) == 0 && !s.termWait {
+		s.noInput++
+		s.escalate(s.node.NoInput, s.noInput, ReasonNoInput, &eff)
+		return eff
+	}
+	if s.termWait {
+		s.finish(s.value(), &eff)
+		return eff
+	}
+	s.complete(&eff)
+	return eff
+}
+
+// Pending reports whether keys have been gathered at the current node
+// and not yet taken as a value.
+func (s *Session) Pending() bool { return len(s.buf) > 0 }
+
 func (s *Session) digit(key byte, eff *Effects) {
 	n := s.node
 	if s.prompting {

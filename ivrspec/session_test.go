@@ -442,3 +442,33 @@ nodes:
 		}
 	}
 }
+
+func TestEndInput(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		keys   string
+		want   string
+		isDone bool
+	}{
+		{"no keys is a no-input", "", "value=no_input", true},
+		{"a complete value is accepted", "12", "value=12", true},
+		{"a short value is a no-match", "1", "value=no_match", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, _ := collect(t, 2, 4, "#", 0).NewSession("c")
+			for i := 0; i < len(tt.keys); i++ {
+				s.Digit(tt.keys[i], 0)
+			}
+			if s.Pending() != (tt.keys != "") {
+				t.Errorf("pending = %v with keys %q", s.Pending(), tt.keys)
+			}
+			eff := s.EndInput()
+			if got := vars(eff.Decision); got != tt.want || s.Done() != tt.isDone {
+				t.Errorf("got %s (done %v), want %s", got, s.Done(), tt.want)
+			}
+		})
+	}
+}
