@@ -254,6 +254,12 @@ func (c *call) decide(ctx actor.Context, d *ivrspec.Decision, inputAt time.Time)
 		DigitAt:       inputAt,
 		DecidedAt:     now,
 	}
+	if c.sh.journal != nil {
+		if err := c.sh.journal.Record(w); err != nil {
+			c.logger().Error("decision not journaled; a crash before delivery would lose it",
+				"decisionId", w.ID, "error", err)
+		}
+	}
 	ctx.Send(c.sh.writer, w)
 
 	c.sh.metrics.CallEnded(d.Reason, d.From, now.Sub(inputAt))

@@ -24,6 +24,8 @@ type Config struct {
 	Sink Sink
 	// DeadLetters records a write given up on. Nil only logs it.
 	DeadLetters func(DeadLetter) error
+	// Journal, when set, holds every decision until it is delivered.
+	Journal Journal
 
 	// Writers is the number of writes in flight at once (16).
 	Writers int
@@ -97,6 +99,7 @@ type shared struct {
 	writeDeadline time.Duration
 
 	deadLetters  func(DeadLetter) error
+	journal      Journal
 	onCall       func(CallEvent)
 	observeWrite func(id string, vars []ivrspec.Variable, err error, latency time.Duration)
 }
@@ -134,6 +137,7 @@ func Start(cfg Config) (*Engine, error) {
 		writeDeadline: cfg.WriteDeadline,
 		onCall:        cfg.OnCall,
 		deadLetters:   cfg.DeadLetters,
+		journal:       cfg.Journal,
 	}
 	if cfg.OnWrite != nil {
 		sh.observeWrite = func(id string, vars []ivrspec.Variable, err error, lat time.Duration) {
@@ -219,6 +223,14 @@ func (q quieter) WithGroup(name string) slog.Handler {
 // Digit hands a key to the ingress. It never blocks.
 func (e *Engine) Digit(d *Digit) {
 	e.system.Root.Send(e.ingress, d)
+}
+
+// Resume hands decisions left over from an earlier run (read from the
+// journal) to the writer pool. They stay journaled until delivered.
+func (e *Engine) Resume(ws []*Write) {
+	for _, w := range ws {
+		e.system.Root.Send(e.writer, w)
+	}
 }
 
 // Step runs one platform-driven turn of a call and returns what the

@@ -47,6 +47,15 @@ type Sink interface {
 	Retry(err error, attempt int) Verdict
 }
 
+// Journal keeps decisions on disk from the moment a call decides until
+// the platform accepts them, so a crash loses none.
+type Journal interface {
+	// Record stores w durably before returning.
+	Record(w *Write) error
+	// Remove drops decisions that were delivered or dead-lettered.
+	Remove(ids []string) error
+}
+
 // DeadLetter is a write given up on: the variables of one or more merged
 // decisions for one interaction, with why they were not delivered.
 type DeadLetter struct {
@@ -88,6 +97,8 @@ type attempt struct {
 	id      string
 	vars    []ivrspec.Variable
 	attempt int
+	// decisions are the ids of the writes merged into this attempt.
+	decisions []string
 }
 
 // attemptDone is a worker's report of an attempt.

@@ -62,7 +62,7 @@ func (w *writer) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		for i := 0; i < w.size; i++ {
-			wk := &worker{sink: w.sink, ctx: w.workCtx, clock: w.sh.clock}
+			wk := &worker{sink: w.sink, ctx: w.workCtx, clock: w.sh.clock, sh: w.sh}
 			w.idle = append(w.idle, ctx.Spawn(actor.PropsFromProducer(
 				func() actor.Actor { return wk })))
 		}
@@ -138,7 +138,11 @@ func (w *writer) dispatch(ctx actor.Context) {
 
 		wk := w.idle[len(w.idle)-1]
 		w.idle = w.idle[:len(w.idle)-1]
-		ctx.Send(wk, &attempt{id: id, vars: e.sending, attempt: e.attempts})
+		a := &attempt{id: id, vars: e.sending, attempt: e.attempts}
+		if w.sh.journal != nil {
+			a.decisions = decisionIDs(e.sendingW)
+		}
+		ctx.Send(wk, a)
 	}
 	if len(w.ready) == 0 {
 		w.ready = nil
@@ -221,17 +225,50 @@ func (w *writer) deadLetter(id string, vars []ivrspec.Variable, ws []*Write, att
 		w.sh.observeWrite(id, vars, err, 0)
 	}
 	if w.sh.deadLetters == nil {
+		w.forget(dl.DecisionIDs)
 		return
 	}
 	if ferr := w.sh.deadLetters(dl); ferr != nil {
-		w.sh.log.Error("dead letter not recorded: the write is lost", "callId", id,
+		w.sh.log.Error("dead letter not recorded", "callId", id,
 			"variables", logVars(vars), "error", ferr)
+		return
+	}
+	w.forget(dl.DecisionIDs)
+}
+
+// forget drops given-up decisions from the journal. One whose dead letter
+// could not be recorded stays there, to be tried again on restart.
+func (w *writer) forget(ids []string) {
+	if w.sh.journal == nil || len(ids) == 0 {
+		return
+	}
+	if err := w.sh.journal.Remove(ids); err != nil {
+		w.sh.log.Warn("journal not updated; the decisions will be written again on restart",
+			"decisions", len(ids), "error", err)
 	}
 }
 
-// abandon dead-letters everything still held: the shutdown grace period
-// has run out.
+func decisionIDs(ws []*Write) []string {
+	ids := make([]string, len(ws))
+	for i, wr := range ws {
+		ids[i] = wr.ID
+	}
+	return ids
+}
+
+// abandon gives up on everything still held: the shutdown grace period
+// has run out. With a journal the writes stay in it for the next start;
+// without one they are dead-lettered.
 func (w *writer) abandon(reason string) {
+	if w.sh.journal != nil {
+		if len(w.entries) > 0 {
+			w.sh.log.Warn("writes still pending at shutdown are kept in the journal for the next start",
+				"interactions", len(w.entries), "reason", reason)
+		}
+		clear(w.entries)
+		w.ready = nil
+		return
+	}
 	err := errors.New(reason)
 	for _, e := range w.entries {
 		if len(e.sending) > 0 {
@@ -277,6 +314,7 @@ type worker struct {
 	sink  Sink
 	ctx   context.Context
 	clock Clock
+	sh    *shared
 }
 
 // Receive performs an attempt and reports it to the coordinator.
@@ -287,5 +325,11 @@ func (wk *worker) Receive(ctx actor.Context) {
 	}
 	start := wk.clock.Now()
 	err := wk.sink.Write(wk.ctx, a.id, a.vars)
+	if err == nil && len(a.decisions) > 0 {
+		if jerr := wk.sh.journal.Remove(a.decisions); jerr != nil {
+			wk.sh.log.Warn("journal not updated; the decisions will be written again on restart",
+				"callId", a.id, "error", jerr)
+		}
+	}
 	ctx.Request(ctx.Parent(), &attemptDone{id: a.id, err: err, latency: wk.clock.Now().Sub(start)})
 }

@@ -1,0 +1,340 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/dtmfd/dtmfd/actors"
+	"github.com/dtmfd/dtmfd/ivrspec"
+	"github.com/dtmfd/dtmfd/transport/deadletter"
+	"github.com/dtmfd/dtmfd/transport/emulator"
+	"github.com/dtmfd/dtmfd/transport/journal"
+	"github.com/dtmfd/dtmfd/transport/metrics"
+	"github.com/dtmfd/dtmfd/transport/simulator"
+	"github.com/dtmfd/dtmfd/transport/stream"
+	"github.com/dtmfd/dtmfd/transport/token"
+	"github.com/dtmfd/dtmfd/transport/variables"
+)
+
+// app is one running dtmfd: its transports, its engine and its HTTP
+// server, wired from a config.
+type app struct {
+	cfg     *config
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	metrics *metrics.Metrics
+
+	flow atomic.Pointer[ivrspec.Flow]
+	// ivrSource is the file content the running flow was loaded from,
+	// touched only by the goroutine that reloads it after startup.
+	ivrSource []byte
+
+	emu    *emulator.Emulator
+	tokens *token.Source
+	engine *actors.Engine
+	stream *stream.Client
+	dead   *deadletter.File
+	jrnl   *journal.Journal
+
+	server   *http.Server
+	listener net.Listener
+
+	streamUp atomic.Bool
+	draining atomic.Bool
+}
+
+// newApp loads the IVR flow, opens the dead-letter file, starts the
+// emulator in local mode, builds the engine and listens on cfg.Addr. It
+// starts no connection to the platform; run does.
+func newApp(cfg *config, log *slog.Logger) (_ *app, err error) {
+	a := &app{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+	a.reg.MustRegister(collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo())
+	a.metrics = metrics.New(a.reg)
+	defer func() {
+		if err != nil {
+			a.closeAll()
+		}
+	}()
+
+	if err := a.loadFlow(); err != nil {
+		return nil, err
+	}
+	if a.dead, err = deadletter.Open(cfg.DeadLetters); err != nil {
+		return nil, fmt.Errorf("DTMFD_DEAD_LETTERS: %w", err)
+	}
+	var jrnl actors.Journal
+	if cfg.Journal != "" {
+		if a.jrnl, err = journal.Open(cfg.Journal); err != nil {
+			return nil, fmt.Errorf("DTMFD_JOURNAL: %w", err)
+		}
+		jrnl = a.jrnl
+	}
+
+	base, id, secret, err := a.platform()
+	if err != nil {
+		return nil, err
+	}
+	a.tokens = token.New(token.Options{
+		URL:          base + "/oauth/token",
+		ClientID:     id,
+		ClientSecret: secret,
+		Form:         cfg.TokenForm,
+		Metrics:      a.metrics,
+	})
+	a.engine, err = actors.Start(actors.Config{
+		Flow: a.flow.Load,
+		Sink: &variablesSink{
+			client:     variables.New(variables.Options{BaseURL: base, Token: a.tokens.Token, Metrics: a.metrics}),
+			invalidate: a.tokens.Invalidate,
+		},
+		DeadLetters:   recordDeadLetter(a.dead),
+		Journal:       jrnl,
+		Writers:       cfg.Writers,
+		WriteDeadline: cfg.WriteDeadline,
+		MaxBacklog:    cfg.MaxBacklog,
+		MaxCalls:      cfg.MaxCalls,
+		MaxKeys:       cfg.MaxKeys,
+		Logger:        log,
+		Metrics:       a.metrics,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := a.resume(); err != nil {
+		return nil, err
+	}
+	a.stream = stream.New(stream.Options{
+		URL:          streamURL(base),
+		Token:        a.tokens.Token,
+		Invalidate:   a.tokens.Invalidate,
+		OnEvent:      a.onEvent,
+		OnReject:     a.onReject,
+		OnState:      a.streamUp.Store,
+		PingInterval: cfg.PingInterval,
+		Logger:       log,
+		Metrics:      a.metrics,
+	})
+
+	if a.listener, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return nil, fmt.Errorf("DTMFD_ADDR: %w", err)
+	}
+	a.server = &http.Server{
+		Handler:           a.routes(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return a, nil
+}
+
+func (a *app) loadFlow() error {
+	opts := ivrspec.Options{DefaultTimeout: a.cfg.InputTimeout}
+	if a.cfg.IVR == "" {
+		a.flow.Store(ivrspec.Example(a.cfg.InputTimeout))
+		return nil
+	}
+	data, err := os.ReadFile(a.cfg.IVR)
+	if err != nil {
+		return fmt.Errorf("DTMFD_IVR: %w", err)
+	}
+	f, err := ivrspec.Parse(a.cfg.IVR, data, opts)
+	if err != nil {
+		return fmt.Errorf("DTMFD_IVR: %w", err)
+	}
+	a.ivrSource = data
+	a.flow.Store(f)
+	return nil
+}
+
+// platform returns the API base and credentials: the emulator's in local
+// mode, the configured ones otherwise.
+func (a *app) platform() (base, id, secret string, err error) {
+	if !a.cfg.local() {
+		secret, err = token.ReadSecret(a.cfg.ClientSecret, a.cfg.ClientSecretFile)
+		if err != nil {
+			return "", "", "", fmt.Errorf("CXONE_CLIENT_SECRET_FILE: %w", err)
+		}
+		return a.cfg.apiBase(), a.cfg.ClientID, secret, nil
+	}
+
+	id, secret = "local-"+uuid.NewString(), uuid.NewString()
+	a.emu = emulator.New(emulator.Options{ClientID: id, ClientSecret: secret, Logger: a.log.With("component", "emulator")})
+	if err := a.emu.Start(); err != nil {
+		return "", "", "", fmt.Errorf("start emulator: %w", err)
+	}
+	return a.emu.URL(), id, secret, nil
+}
+
+// resume hands the decisions a previous run left in the journal to the
+// writer pool.
+func (a *app) resume() error {
+	if a.jrnl == nil {
+		return nil
+	}
+	pending, err := a.jrnl.Pending()
+	if err != nil && pending == nil {
+		return fmt.Errorf("DTMFD_JOURNAL: %w", err)
+	}
+	if err != nil {
+		a.log.Error("journal holds unreadable records; delivering the rest", "error", err)
+	}
+	if len(pending) > 0 {
+		a.log.Info("delivering decisions left in the journal by the previous run", "decisions", len(pending))
+		a.engine.Resume(pending)
+	}
+	return nil
+}
+
+// onEvent hands a stream event to the engine; it never blocks.
+func (a *app) onEvent(ev stream.Event) {
+	a.engine.Digit(&actors.Digit{
+		CallID:    ev.CallID,
+		Key:       ev.Digit[0],
+		Timestamp: ev.Timestamp,
+		Received:  ev.Received,
+	})
+}
+
+// onReject counts a frame the stream client refused. The type label is
+// dtmf or other: the platform's type strings are not a bounded set.
+func (a *app) onReject(kind error, typ string) {
+	if typ != stream.TypeDTMF {
+		typ = "other"
+	}
+	outcome := metrics.OutcomeMalformed
+	if errors.Is(kind, stream.ErrUnknownType) {
+		outcome = metrics.OutcomeIgnored
+	}
+	a.metrics.Event(typ, outcome)
+}
+
+// ingest feeds a simulated key, unless dtmfd is shutting down.
+func (a *app) ingest(callID string, key byte, at time.Time) error {
+	if a.draining.Load() {
+		return simulator.ErrUnavailable
+	}
+	a.engine.Digit(&actors.Digit{CallID: callID, Key: key, Received: at})
+	return nil
+}
+
+// Addr is the address the HTTP server listens on.
+func (a *app) Addr() string { return a.listener.Addr().String() }
+
+// run serves until ctx ends, then shuts down without losing a decision:
+// it turns unready, closes the stream with a normal close, refuses new
+// simulator input, lets open calls decide, and delivers every pending
+// write, all within the grace period.
+func (a *app) run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	streamCtx, stopStream := context.WithCancel(context.Background())
+	wg.Go(func() {
+		if err := a.stream.Run(streamCtx); err != nil {
+			a.log.Error("voice stream stopped", "error", err)
+		}
+	})
+
+	if a.cfg.IVR != "" {
+		wg.Go(func() { a.watchIVR(streamCtx) })
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- a.server.Serve(a.listener) }()
+	a.logStart()
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		stopStream()
+		wg.Wait()
+		a.closeAll()
+		return fmt.Errorf("serve http: %w", err)
+	}
+
+	start := time.Now()
+	a.log.Info("shutting down", "grace", a.cfg.Grace.String())
+	a.draining.Store(true)
+	stopStream()
+	wg.Wait()
+
+	graceCtx, cancel := context.WithDeadline(context.Background(), start.Add(a.cfg.Grace))
+	defer cancel()
+	err := a.engine.Drain(graceCtx, start.Add(a.cfg.Grace/2))
+	if err != nil {
+		a.log.Error("shutdown grace period ended with writes pending; they are in the dead-letter file",
+			"path", a.cfg.DeadLetters, "error", err)
+	}
+
+	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancelHTTP()
+	if err := a.server.Shutdown(httpCtx); err != nil {
+		a.log.Warn("http server did not close in time", "error", err)
+	}
+	a.closeAll()
+	a.log.Info("stopped", "took", time.Since(start).Round(time.Millisecond).String())
+	return nil
+}
+
+func (a *app) logStart() {
+	if a.emu == nil {
+		a.log.Info("dtmfd started", "addr", a.Addr(), "api", a.cfg.apiBase(), "ivr", a.flow.Load().Name)
+		return
+	}
+	url := "http://" + hostPort(a.Addr())
+	a.log.Info("dtmfd started in local mode, against its built-in CXone emulator",
+		"url", url, "emulator", a.emu.URL(), "ivr", a.flow.Load().Name)
+	a.log.Info("try: curl -d '{\"callId\":\"call-1\",\"digits\":\"2A1\"}' " + url +
+		"/simulator && curl " + url + "/emulator/writes")
+}
+
+// hostPort makes a listen address dialable: ":8080" becomes
+// "localhost:8080".
+func hostPort(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// closeAll releases whatever newApp opened.
+func (a *app) closeAll() {
+	if a.engine != nil {
+		a.engine.Close()
+	}
+	if a.emu != nil {
+		if err := a.emu.Close(); err != nil {
+			a.log.Warn("emulator did not close cleanly", "error", err)
+		}
+	}
+	if a.jrnl != nil {
+		if err := a.jrnl.Close(); err != nil {
+			a.log.Error("journal did not close cleanly", "error", err)
+		}
+	}
+	if a.dead != nil {
+		if err := a.dead.Close(); err != nil {
+			a.log.Error("dead-letter file did not close cleanly", "error", err)
+		}
+	}
+	if a.listener != nil {
+		a.listener.Close()
+	}
+}

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// config is every setting of the service. Each is a flag and an
+// environment variable; a flag given on the command line wins.
+type config struct {
+	Tenant           string
+	ClientID         string
+	ClientSecret     string
+	ClientSecretFile string
+	BaseURL          string
+	TokenForm        bool
+
+	IVR          string
+	InputTimeout time.Duration
+	Addr         string
+	Grace        time.Duration
+	DeadLetters  string
+	Journal      string
+
+	Writers       int
+	WriteDeadline time.Duration
+	MaxCalls      int
+	MaxBacklog    int
+	MaxKeys       int
+
+	PingInterval time.Duration
+	LogLevel     slog.Level
+	LogFormat    string
+}
+
+// setting describes one flag and its environment variable.
+type setting struct {
+	flag, env, usage string
+}
+
+// bind registers every setting on fs with its default.
+func (c *config) bind(fs *flag.FlagSet) []setting {
+	var list []setting
+	str := func(p *string, name, env, def, usage string) {
+		fs.StringVar(p, name, def, usage)
+		list = append(list, setting{name, env, usage})
+	}
+	dur := func(p *time.Duration, name, env string, def time.Duration, usage string) {
+		fs.DurationVar(p, name, def, usage)
+		list = append(list, setting{name, env, usage})
+	}
+	num := func(p *int, name, env string, def int, usage string) {
+		fs.IntVar(p, name, def, usage)
+		list = append(list, setting{name, env, usage})
+	}
+
+	str(&c.Tenant, "tenant", "CXONE_TENANT", "", "CXone tenant name; without credentials dtmfd runs in local mode")
+	str(&c.ClientID, "client-id", "CXONE_CLIENT_ID", "", "OAuth client id")
+	str(&c.ClientSecret, "client-secret", "CXONE_CLIENT_SECRET", "", "OAuth client secret")
+	str(&c.ClientSecretFile, "client-secret-file", "CXONE_CLIENT_SECRET_FILE", "", "file holding the OAuth client secret")
+	str(&c.BaseURL, "base-url", "CXONE_BASE_URL", "", "API base URL (default https://{tenant}.cxone.com); the stream URL is the same with ws(s)")
+	fs.BoolVar(&c.TokenForm, "token-form", false, "send the token request form-encoded (RFC 6749) instead of JSON")
+	list = append(list, setting{"token-form", "CXONE_TOKEN_FORM", "send the token request form-encoded (RFC 6749) instead of JSON"})
+
+	str(&c.IVR, "ivr", "DTMFD_IVR", "", "IVR definition file, YAML or JSON (default: the built-in example tree)")
+	dur(&c.InputTimeout, "input-timeout", "DTMFD_INPUT_TIMEOUT", 10*time.Second, "timeout for a key when the IVR definition sets none")
+	str(&c.Addr, "addr", "DTMFD_ADDR", ":8080", "HTTP listen address")
+	dur(&c.Grace, "shutdown-grace", "DTMFD_SHUTDOWN_GRACE", 25*time.Second, "time allowed on shutdown for open calls to decide and writes to be delivered")
+	str(&c.DeadLetters, "dead-letters", "DTMFD_DEAD_LETTERS", "dtmfd-dead-letters.jsonl", "file that records writes given up on (JSON lines)")
+
+	str(&c.Journal, "journal", "DTMFD_JOURNAL", "", "file that keeps decisions until delivered, so a crash loses none (default: none)")
+	num(&c.Writers, "writers", "DTMFD_WRITERS", 16, "writes in flight at once")
+	dur(&c.WriteDeadline, "write-deadline", "DTMFD_WRITE_DEADLINE", 2*time.Minute, "how long a write is retried before it is recorded as a dead letter")
+	num(&c.MaxCalls, "max-calls", "DTMFD_MAX_CALLS", 200000, "open calls at most; new calls past it are refused")
+	num(&c.MaxBacklog, "max-backlog", "DTMFD_MAX_BACKLOG", 100000, "interactions waiting to be written at most; past it decisions go to the dead letters")
+	num(&c.MaxKeys, "max-keys", "DTMFD_MAX_KEYS", 256, "keys one call may press at most")
+	dur(&c.PingInterval, "ping-interval", "DTMFD_PING_INTERVAL", 15*time.Second, "voice stream keep-alive ping interval")
+
+	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
+	list = append(list, setting{"log-level", "DTMFD_LOG_LEVEL", "log level: debug, info, warn or error"})
+	str(&c.LogFormat, "log-format", "DTMFD_LOG_FORMAT", "auto", "log format: json, text, or auto (text on a terminal, JSON otherwise)")
+	return list
+}
+
+// parseConfig reads the environment, then args, and checks the result.
+func parseConfig(args []string, getenv func(string) string, out io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("dtmfd", flag.ContinueOnError)
+	fs.SetOutput(out)
+	list := c.bind(fs)
+	fs.Usage = func() { usage(out, fs, list) }
+
+	for _, s := range list {
+		v := getenv(s.env)
+		if v == "" {
+			continue
+		}
+		if err := fs.Set(s.flag, v); err != nil {
+			return nil, fmt.Errorf("invalid %s=%q: %v", s.env, v, err)
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return c, c.check()
+}
+
+// check rejects values the service cannot run with, naming the setting.
+func (c *config) check() error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{name}, args...)...))
+	}
+
+	if c.ClientSecret != "" && c.ClientSecretFile != "" {
+		bad("CXONE_CLIENT_SECRET_FILE", "give the secret or a file holding it, not both")
+	}
+	hasSecret := c.ClientSecret != "" || c.ClientSecretFile != ""
+	if (c.ClientID == "") != !hasSecret {
+		bad("CXONE_CLIENT_ID", "set it together with CXONE_CLIENT_SECRET (or _FILE), or neither for local mode")
+	}
+	if !c.local() && c.BaseURL == "" && c.Tenant == "" {
+		bad("CXONE_TENANT", "required with credentials unless CXONE_BASE_URL is set")
+	}
+	if c.BaseURL != "" {
+		u, err := url.Parse(c.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("CXONE_BASE_URL", "want an http:// or https:// URL, got %q", c.BaseURL)
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"DTMFD_INPUT_TIMEOUT", c.InputTimeout},
+		{"DTMFD_SHUTDOWN_GRACE", c.Grace},
+		{"DTMFD_WRITE_DEADLINE", c.WriteDeadline},
+		{"DTMFD_PING_INTERVAL", c.PingInterval},
+	} {
+		if d.v <= 0 {
+			bad(d.name, "want a positive duration such as 10s, got %s", d.v)
+		}
+	}
+	for _, n := range []struct {
+		name string
+		v    int
+	}{
+		{"DTMFD_WRITERS", c.Writers},
+		{"DTMFD_MAX_CALLS", c.MaxCalls},
+		{"DTMFD_MAX_BACKLOG", c.MaxBacklog},
+		{"DTMFD_MAX_KEYS", c.MaxKeys},
+	} {
+		if n.v < 1 {
+			bad(n.name, "want a whole number of at least 1, got %d", n.v)
+		}
+	}
+	switch c.LogFormat {
+	case "auto", "json", "text":
+	default:
+		bad("DTMFD_LOG_FORMAT", "want json, text or auto, got %q", c.LogFormat)
+	}
+	return errors.Join(errs...)
+}
+
+// local reports whether dtmfd runs against its built-in emulator.
+func (c *config) local() bool {
+	return c.ClientID == "" && c.ClientSecret == "" && c.ClientSecretFile == ""
+}
+
+// apiBase is the platform's REST base URL.
+func (c *config) apiBase() string {
+	if c.BaseURL != "" {
+		return strings.TrimRight(c.BaseURL, "/")
+	}
+	return "https://" + c.Tenant + ".cxone.com"
+}
+
+// streamURL is the voice stream's WebSocket URL: the API base with
+// http(s) swapped for ws(s).
+func streamURL(base string) string {
+	switch {
+	case strings.HasPrefix(base, "https://"):
+		base = "wss://" + strings.TrimPrefix(base, "https://")
+	case strings.HasPrefix(base, "http://"):
+		base = "ws://" + strings.TrimPrefix(base, "http://")
+	}
+	return base + "/api/v2/voice/websocket"
+}
+
+func usage(out io.Writer, fs *flag.FlagSet, list []setting) {
+	fmt.Fprint(out, `dtmfd turns the keys callers press in a CXone IVR into decisions and writes
+them back to the call.
+
+Usage:
+  dtmfd [flags]                 run the service (local mode without credentials)
+  dtmfd ivr check FILE          validate an IVR definition
+  dtmfd ivr graph FILE          print an IVR definition as a Mermaid flowchart
+  dtmfd version                 print the version
+
+Settings (flag, environment variable, default):
+`)
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	for _, s := range list {
+		def := fs.Lookup(s.flag).DefValue
+		if def == "" {
+			def = "-"
+		}
+		fmt.Fprintf(tw, "  -%s\t%s\t%s\t%s\n", s.flag, s.env, def, s.usage)
+	}
+	tw.Flush()
+}

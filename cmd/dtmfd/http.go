@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/dtmfd/dtmfd/transport/simulator"
+)
+
+// routes is dtmfd's HTTP surface.
+func (a *app) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/simulator", &simulator.Handler{Ingest: a.ingest, Logger: a.log})
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok"))
+	})
+	mux.HandleFunc("GET /healthz", a.healthz)
+	mux.HandleFunc("GET /readyz", a.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
+	if a.emu != nil {
+		mux.Handle("GET /emulator/writes", a.emu.Handler())
+	}
+	return mux
+}
+
+// healthz is liveness: the process serves and the actor system answers
+// within a second.
+func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	if err := a.engine.Ping(ctx); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{
+			"status": "failing", "reason": "actor system did not answer: " + err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+}
+
+// readyz is readiness: a token obtained, the stream connected, an IVR
+// flow loaded, and not shutting down.
+func (a *app) readyz(w http.ResponseWriter, r *http.Request) {
+	var reasons []string
+	if a.draining.Load() {
+		reasons = append(reasons, "shutting down")
+	}
+	if !a.tokens.Ready() {
+		reasons = append(reasons, "no access token yet")
+	}
+	if !a.streamUp.Load() {
+		reasons = append(reasons, "voice stream not connected")
+	}
+	if a.flow.Load() == nil {
+		reasons = append(reasons, "no IVR flow loaded")
+	}
+	if len(reasons) > 0 {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "reasons": reasons})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

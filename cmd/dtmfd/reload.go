@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/dtmfd/dtmfd/ivrspec"
+)
+
+// reloadSettle is how long the watcher waits after a file event before it
+// reads the file, so the several events of one update (a ConfigMap swaps
+// a directory symlink in steps) cause one reload.
+const reloadSettle = 200 * time.Millisecond
+
+// watchIVR reloads the IVR definition when its file changes or on SIGHUP,
+// until ctx ends. It watches the file's directory, not the file, because
+// Kubernetes updates a mounted ConfigMap by swapping a symlink there.
+func (a *app) watchIVR(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	var events chan fsnotify.Event
+	w, err := fsnotify.NewWatcher()
+	if err == nil {
+		err = w.Add(filepath.Dir(a.cfg.IVR))
+	}
+	if err != nil {
+		a.log.Warn("IVR file not watched; reload with SIGHUP", "path", a.cfg.IVR, "error", err)
+	} else {
+		defer w.Close()
+		events = w.Events
+	}
+
+	settle := time.NewTimer(time.Hour)
+	settle.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			a.reloadIVR("SIGHUP")
+		case <-events:
+			settle.Reset(reloadSettle)
+		case <-settle.C:
+			a.reloadIVR("file change")
+		}
+	}
+}
+
+// reloadIVR loads the definition again. A valid one applies to calls that
+// start from now on; calls in progress finish on the version they began
+// with. An invalid one is rejected with every problem logged, and the
+// running version stays.
+func (a *app) reloadIVR(trigger string) {
+	data, err := os.ReadFile(a.cfg.IVR)
+	if err != nil {
+		a.metrics.IVRReloaded("rejected")
+		a.log.Error("IVR reload failed; keeping the running version", "path", a.cfg.IVR,
+			"trigger", trigger, "error", err)
+		return
+	}
+	if bytes.Equal(data, a.ivrSource) {
+		a.log.Debug("IVR file unchanged", "path", a.cfg.IVR, "trigger", trigger)
+		return
+	}
+
+	flow, err := ivrspec.Parse(a.cfg.IVR, data, ivrspec.Options{DefaultTimeout: a.cfg.InputTimeout})
+	if err != nil {
+		a.metrics.IVRReloaded("rejected")
+		a.log.Error("IVR reload rejected; keeping the running version", "path", a.cfg.IVR,
+			"trigger", trigger, "problems", err.Error())
+		return
+	}
+	a.ivrSource = data
+	a.flow.Store(flow)
+	a.metrics.IVRReloaded("applied")
+	a.log.Info("IVR reloaded; new calls use it", "path", a.cfg.IVR, "trigger", trigger,
+		"nodes", len(flow.Order))
+}
