@@ -50,6 +50,9 @@ type app struct {
 
 	server   *http.Server
 	listener net.Listener
+	// simServer serves the simulator on its own address, when one is set.
+	simServer   *http.Server
+	simListener net.Listener
 
 	streamUp atomic.Bool
 	draining atomic.Bool
@@ -87,17 +90,23 @@ func newApp(cfg *config, log *slog.Logger) (_ *app, err error) {
 	if err != nil {
 		return nil, err
 	}
+	hc, err := platformClient(cfg.CAFile)
+	if err != nil {
+		return nil, err
+	}
 	a.tokens = token.New(token.Options{
 		URL:          base + "/oauth/token",
 		ClientID:     id,
 		ClientSecret: secret,
 		Form:         cfg.TokenForm,
+		HTTPClient:   hc,
 		Metrics:      a.metrics,
 	})
 	a.engine, err = actors.Start(actors.Config{
 		Flow: a.flow.Load,
 		Sink: &variablesSink{
-			client:     variables.New(variables.Options{BaseURL: base, Token: a.tokens.Token, Metrics: a.metrics}),
+			client: variables.New(variables.Options{BaseURL: base, Token: a.tokens.Token,
+				HTTPClient: hc, Metrics: a.metrics}),
 			invalidate: a.tokens.Invalidate,
 		},
 		DeadLetters:   recordDeadLetter(a.dead),
@@ -123,6 +132,7 @@ func newApp(cfg *config, log *slog.Logger) (_ *app, err error) {
 		OnEvent:      a.onEvent,
 		OnReject:     a.onReject,
 		OnState:      a.streamUp.Store,
+		HTTPClient:   hc,
 		PingInterval: cfg.PingInterval,
 		Logger:       log,
 		Metrics:      a.metrics,
@@ -131,16 +141,29 @@ func newApp(cfg *config, log *slog.Logger) (_ *app, err error) {
 	if a.listener, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("DTMFD_ADDR: %w", err)
 	}
-	a.server = &http.Server{
-		Handler:           a.routes(),
+	main, sim := a.routes()
+	a.server = a.newServer(main)
+	if sim != nil {
+		if a.simListener, err = net.Listen("tcp", cfg.SimulatorAddr); err != nil {
+			return nil, fmt.Errorf("DTMFD_SIMULATOR_ADDR: %w", err)
+		}
+		a.simServer = a.newServer(sim)
+	}
+	return a, nil
+}
+
+// newServer is an HTTP server with timeouts that keep a slow or stuck
+// client from holding a connection.
+func (a *app) newServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      15 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
-	return a, nil
 }
 
 func (a *app) loadFlow() error {
@@ -250,10 +273,14 @@ func (a *app) run(ctx context.Context) error {
 	})
 
 	if a.cfg.IVR != "" {
-		wg.Go(func() { a.watchIVR(streamCtx) })
+		hup := notifyReload()
+		wg.Go(func() { a.watchIVR(streamCtx, hup) })
 	}
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- a.server.Serve(a.listener) }()
+	if a.simServer != nil {
+		go func() { serveErr <- a.simServer.Serve(a.simListener) }()
+	}
 	a.logStart()
 
 	select {
@@ -281,8 +308,13 @@ func (a *app) run(ctx context.Context) error {
 
 	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancelHTTP()
-	if err := a.server.Shutdown(httpCtx); err != nil {
-		a.log.Warn("http server did not close in time", "error", err)
+	for _, srv := range []*http.Server{a.server, a.simServer} {
+		if srv == nil {
+			continue
+		}
+		if err := srv.Shutdown(httpCtx); err != nil {
+			a.log.Warn("http server did not close in time", "error", err)
+		}
 	}
 	a.closeAll()
 	a.log.Info("stopped", "took", time.Since(start).Round(time.Millisecond).String())
@@ -334,7 +366,9 @@ func (a *app) closeAll() {
 			a.log.Error("dead-letter file did not close cleanly", "error", err)
 		}
 	}
-	if a.listener != nil {
-		a.listener.Close()
+	for _, l := range []net.Listener{a.listener, a.simListener} {
+		if l != nil {
+			l.Close()
+		}
 	}
 }

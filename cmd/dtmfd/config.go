@@ -21,6 +21,7 @@ type config struct {
 	ClientSecretFile string
 	BaseURL          string
 	TokenForm        bool
+	CAFile           string
 
 	IVR          string
 	InputTimeout time.Duration
@@ -38,6 +39,10 @@ type config struct {
 	PingInterval time.Duration
 	LogLevel     slog.Level
 	LogFormat    string
+
+	Simulator      string
+	SimulatorToken string
+	SimulatorAddr  string
 }
 
 // setting describes one flag and its environment variable.
@@ -69,6 +74,8 @@ func (c *config) bind(fs *flag.FlagSet) []setting {
 	fs.BoolVar(&c.TokenForm, "token-form", false, "send the token request form-encoded (RFC 6749) instead of JSON")
 	list = append(list, setting{"token-form", "CXONE_TOKEN_FORM", "send the token request form-encoded (RFC 6749) instead of JSON"})
 
+	str(&c.CAFile, "ca-file", "CXONE_CA_FILE", "", "PEM file of CA certificates trusted for the platform, in addition to the system's")
+
 	str(&c.IVR, "ivr", "DTMFD_IVR", "", "IVR definition file, YAML or JSON (default: the built-in example tree)")
 	dur(&c.InputTimeout, "input-timeout", "DTMFD_INPUT_TIMEOUT", 10*time.Second, "timeout for a key when the IVR definition sets none")
 	str(&c.Addr, "addr", "DTMFD_ADDR", ":8080", "HTTP listen address")
@@ -86,6 +93,10 @@ func (c *config) bind(fs *flag.FlagSet) []setting {
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	list = append(list, setting{"log-level", "DTMFD_LOG_LEVEL", "log level: debug, info, warn or error"})
 	str(&c.LogFormat, "log-format", "DTMFD_LOG_FORMAT", "auto", "log format: json, text, or auto (text on a terminal, JSON otherwise)")
+
+	str(&c.Simulator, "simulator", "DTMFD_SIMULATOR", "auto", "serve POST /simulator and the web keypad: on, off, or auto (on in local mode only)")
+	str(&c.SimulatorToken, "simulator-token", "DTMFD_SIMULATOR_TOKEN", "", "bearer token the simulator requires; needed to turn it on outside local mode")
+	str(&c.SimulatorAddr, "simulator-addr", "DTMFD_SIMULATOR_ADDR", "", "separate listen address for the simulator (default: DTMFD_ADDR)")
 	return list
 }
 
@@ -164,12 +175,25 @@ func (c *config) check() error {
 			bad(n.name, "want a whole number of at least 1, got %d", n.v)
 		}
 	}
+	switch c.Simulator {
+	case "auto", "on", "off":
+	default:
+		bad("DTMFD_SIMULATOR", "want on, off or auto, got %q", c.Simulator)
+	}
+	if c.Simulator == "on" && !c.local() && c.SimulatorToken == "" {
+		bad("DTMFD_SIMULATOR_TOKEN", "required to turn the simulator on outside local mode")
+	}
 	switch c.LogFormat {
 	case "auto", "json", "text":
 	default:
 		bad("DTMFD_LOG_FORMAT", "want json, text or auto, got %q", c.LogFormat)
 	}
 	return errors.Join(errs...)
+}
+
+// simulatorOn reports whether the simulator is served.
+func (c *config) simulatorOn() bool {
+	return c.Simulator == "on" || (c.Simulator == "auto" && c.local())
 }
 
 // local reports whether dtmfd runs against its built-in emulator.

@@ -347,3 +347,10 @@ func counter(t *testing.T, a *app, prefix string) float64 {
 	}
 	return sum
 }
+
+// testContext bounds a test's waits.
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -11,10 +11,20 @@ import (
 	"github.com/dtmfd/dtmfd/transport/simulator"
 )
 
-// routes is dtmfd's HTTP surface.
-func (a *app) routes() http.Handler {
+// routes is dtmfd's HTTP surface: the main handler, and the simulator's
+// own when it listens on an address of its own (nil otherwise). The
+// simulator is served only in local mode unless turned on, and then only
+// with a bearer token.
+func (a *app) routes() (main, sim http.Handler) {
 	mux := http.NewServeMux()
-	mux.Handle("/simulator", &simulator.Handler{Ingest: a.ingest, Logger: a.log})
+	simMux := mux
+	if a.cfg.simulatorOn() && a.cfg.SimulatorAddr != "" {
+		simMux = http.NewServeMux()
+		sim = simMux
+	}
+	if a.cfg.simulatorOn() {
+		simMux.Handle("/simulator", &simulator.Handler{Ingest: a.ingest, Token: a.cfg.SimulatorToken, Logger: a.log})
+	}
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok"))
@@ -25,7 +35,7 @@ func (a *app) routes() http.Handler {
 	if a.emu != nil {
 		mux.Handle("GET /emulator/writes", a.emu.Handler())
 	}
-	return mux
+	return mux, sim
 }
 
 // healthz is liveness: the process serves and the actor system answers

@@ -19,12 +19,19 @@ import (
 // a directory symlink in steps) cause one reload.
 const reloadSettle = 200 * time.Millisecond
 
-// watchIVR reloads the IVR definition when its file changes or on SIGHUP,
-// until ctx ends. It watches the file's directory, not the file, because
-// Kubernetes updates a mounted ConfigMap by swapping a symlink there.
-func (a *app) watchIVR(ctx context.Context) {
+// notifyReload returns the channel SIGHUP arrives on, registered before
+// the watcher starts so that no signal is missed.
+func notifyReload() chan os.Signal {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
+	return hup
+}
+
+// watchIVR reloads the IVR definition when its file changes or a signal
+// arrives on hup, until ctx ends. It watches the file's directory, not the
+// file, because Kubernetes updates a mounted ConfigMap by swapping a
+// symlink there.
+func (a *app) watchIVR(ctx context.Context, hup chan os.Signal) {
 	defer signal.Stop(hup)
 
 	var events chan fsnotify.Event
