@@ -33,6 +33,8 @@ type call struct {
 	platformTimed bool
 	// prompt is the last prompt asked for, returned to the next Step.
 	prompt string
+	// begun is set when the call was started by Begin, before any key.
+	begun bool
 }
 
 func newCall(sh *shared, id string, flow *ivrspec.Flow, platformTimed bool) *call {
@@ -44,6 +46,8 @@ func (c *call) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		c.start(ctx)
+	case *Begin:
+		c.begun = true
 	case *Digit:
 		c.digit(ctx, m)
 	case *timerFired:
@@ -68,6 +72,12 @@ func (c *call) start(ctx actor.Context) {
 }
 
 func (c *call) digit(ctx actor.Context, d *Digit) {
+	if c.keys == 0 && !c.begun && !c.platformTimed && c.sess.Timer() == ivrspec.TimerPrompt {
+		// dtmfd learns of this call from a key, so it cannot have timed
+		// the first prompt: take it as played, or a start node without
+		// barge-in would discard the key that started the call.
+		c.apply(ctx, c.sess.Timeout(), d.Received, "")
+	}
 	if c.sess.Done() {
 		c.sh.metrics.Event("dtmf", metrics.OutcomeUnknownCall)
 		return

@@ -220,6 +220,11 @@ func (q quieter) WithGroup(name string) slog.Handler {
 	return quieter{q.Handler.WithGroup(name)}
 }
 
+// Begin starts a call before its first key. It never blocks.
+func (e *Engine) Begin(b *Begin) {
+	e.system.Root.Send(e.ingress, b)
+}
+
 // Digit hands a key to the ingress. It never blocks.
 func (e *Engine) Digit(d *Digit) {
 	e.system.Root.Send(e.ingress, d)

@@ -57,6 +57,8 @@ func (in *ingress) Receive(ctx actor.Context) {
 		in.route(ctx, m)
 	case *Step:
 		in.routeStep(ctx, m)
+	case *Begin:
+		in.begin(ctx, m)
 	case *ended:
 		in.ended[m.callID] = in.sh.clock.Now()
 	case *actor.Terminated:
@@ -94,6 +96,23 @@ func (in *ingress) route(ctx actor.Context, d *Digit) {
 	}
 	in.calls[d.CallID] = pid
 	ctx.Send(pid, d)
+}
+
+// begin starts a call that has no actor yet.
+func (in *ingress) begin(ctx actor.Context, b *Begin) {
+	if _, ok := in.calls[b.CallID]; ok {
+		return
+	}
+	if _, ok := in.ended[b.CallID]; ok || in.admit(b.CallID) != nil {
+		return
+	}
+	pid, err := in.spawn(ctx, b.CallID, false)
+	if err != nil {
+		in.sh.log.Error("call actor not started", "callId", b.CallID, "error", err)
+		return
+	}
+	in.calls[b.CallID] = pid
+	ctx.Send(pid, b)
 }
 
 // routeStep forwards a Step to its call, keeping the asker as sender so

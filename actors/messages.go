@@ -18,6 +18,14 @@ type Digit struct {
 	Received time.Time
 }
 
+// Begin starts a call before its first key, so that its first prompt and
+// timers run from the moment the call reached the IVR. A call that gets
+// a key first starts at that key instead.
+type Begin struct {
+	CallID   string
+	Received time.Time
+}
+
 // Write is a decision on its way to the platform.
 type Write struct {
 	// ID identifies the decision, for logs and dead letters.

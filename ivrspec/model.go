@@ -61,8 +61,9 @@ type Node struct {
 	Kind Kind
 	// Prompt is the id of the prompt the platform plays on entry.
 	Prompt string
-	// PromptDuration is how long that prompt plays. The no-input timer
-	// starts when it ends, as on every platform that plays prompts itself.
+	// PromptDuration is how long that prompt plays on entry. The no-input
+	// timer starts when it ends, as on every platform that plays prompts
+	// itself. Reprompts after a no-input or no-match do not wait for it.
 	PromptDuration time.Duration
 	// BargeIn lets keys pressed during the prompt count. Without it they
 	// are discarded, as VoiceXML's bargein="false" and UCCX's flush do.

@@ -405,11 +405,13 @@ func (s *Session) escalate(p Policy, count int, reason string, eff *Effects) {
 }
 
 // retry waits for input at the same node again, keeping its counters.
+// The no-input timer starts at once: a reprompt is short, and keys
+// pressed over it count.
 func (s *Session) retry(prompt string, eff *Effects) {
 	s.buf = s.buf[:0]
 	s.termWait = false
 	eff.Prompt = prompt
-	s.wait(prompt != "", eff)
+	s.wait(false, eff)
 }
 
 // enter moves the call to n, resetting the node's counters.

@@ -161,6 +161,7 @@ func TestCollectRules(t *testing.T) {
 		{"terminator ends input at once, excluded from value", 2, 4, "#", 0, "12#", "value=12"},
 		{"terminator before minDigits is a no-match", 3, 4, "#", 0, "12#", "value=no_match"},
 		{"terminator alone is a no-match", 1, 4, "#", 0, "#", "value=no_match"},
+		{"optional input: terminator alone gives an empty value", 0, 4, "#", 0, "#", "value="},
 		{"maxDigits completes without waiting", 4, 4, "", 0, "1234", "value=1234"},
 		{"maxDigits with a terminator key and no term timeout", 4, 4, "#", 0, "1234", "value=1234"},
 		{"term timeout consumes a terminator", 4, 4, "#", 2 * time.Second, "1234#", "value=1234"},

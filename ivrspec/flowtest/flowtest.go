@@ -103,6 +103,14 @@ type Call struct {
 	id string
 }
 
+// Start starts the call before its first key, as when it reaches the IVR:
+// the start node's prompt and timers run from now. Without Start, a call
+// starts at its first key, with the start node's prompt taken as played.
+func (c *Call) Start() {
+	c.h.eng.Begin(&actors.Begin{CallID: c.id, Received: time.Now()})
+	synctest.Wait()
+}
+
 // Press presses keys one after another, with no time between them.
 func (c *Call) Press(keys string) {
 	c.h.t.Helper()
@@ -120,6 +128,7 @@ func (c *Call) Wait(d time.Duration) { c.h.Wait(d) }
 
 // Script runs a script of steps separated by newlines or semicolons:
 //
+//	start          start the call before its first key
 //	press "12#"    press the keys
 //	wait 5s        let time pass (a Go duration)
 func (c *Call) Script(script string) {
@@ -137,6 +146,8 @@ func (c *Call) step(step string) error {
 	switch verb {
 	case "":
 		return nil
+	case "start":
+		c.Start()
 	case "press":
 		keys, err := strconv.Unquote(arg)
 		if err != nil {
@@ -150,7 +161,7 @@ func (c *Call) step(step string) error {
 		}
 		c.Wait(d)
 	default:
-		return fmt.Errorf("unknown step %q: want press or wait", verb)
+		return fmt.Errorf("unknown step %q: want start, press or wait", verb)
 	}
 	return nil
 }

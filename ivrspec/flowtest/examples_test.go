@@ -1,0 +1,121 @@
+package flowtest_test
+
+import (
+	"testing"
+
+	"github.com/dtmfd/dtmfd/ivrspec"
+	"github.com/dtmfd/dtmfd/ivrspec/flowtest"
+)
+
+func load(t *testing.T, name string) *ivrspec.Flow {
+	t.Helper()
+	f, err := ivrspec.LoadExample(name, ivrspec.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// want lists the variables a call must have written; "" means absent.
+type want map[string]string
+
+func check(t *testing.T, c *flowtest.Call, w want) {
+	t.Helper()
+	if n := len(c.Writes()); n != 1 {
+		t.Fatalf("%d writes, want exactly one; the call is at %s", n, c.Node())
+	}
+	for name, v := range w {
+		if got := c.Var(name); got != v {
+			t.Errorf("%s = %q, want %q", name, got, v)
+		}
+	}
+}
+
+func TestBankFlow(t *testing.T) {
+	flow := load(t, "bank.yaml")
+	tests := []struct {
+		name   string
+		script string
+		want   want
+	}{
+		{"balance of checking", `press "1"; press "12345678#"; press "4321"; press "1"`,
+			want{"ivr_status": "balance_checking", "account": "12345678", "choice": "1", "pin_entered": "true"}},
+		{"account number completed by the inter-digit timeout", `press "1"; press "123456789"; wait 3s; press "4321"; press "2"`,
+			want{"ivr_status": "balance_savings", "account": "123456789"}},
+		{"twelve digits complete at once", `press "1"; press "123456789012"; press "43212"`,
+			want{"ivr_status": "balance_savings", "account": "123456789012"}},
+		{"short account number twice, then the operator", `press "1"; press "123#"; press "99#"; press "1#"`,
+			want{"ivr_status": "operator", "ivr_from": "account_number", "ivr_reason": "no_match"}},
+		{"silence at the account number escalates to the operator", `press "1"; wait 8s; wait 8s; wait 8s`,
+			want{"ivr_status": "operator", "ivr_reason": "no_input"}},
+		{"0 is a PIN digit, not the operator", `press "1"; press "12345678#"; press "1020"; press "0"`,
+			want{"ivr_status": "operator", "ivr_from": "balance_menu"}},
+		{"star goes back to the main menu", `press "2"; press "*"; press "9"`,
+			want{"ivr_status": "goodbye"}},
+		{"silence at the main menu fails after two reprompts", `wait 1s; press "5"; press "7"; press "8"`,
+			want{"ivr_status": "failed", "ivr_reason": "no_match"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			flowtest.Run(t, flow, func(h *flowtest.Harness) {
+				c := h.Call("bank-1")
+				c.Script(tt.script)
+				check(t, c, tt.want)
+			})
+		})
+	}
+}
+
+func TestBankPINNeverShown(t *testing.T) {
+	flowtest.Run(t, load(t, "bank.yaml"), func(h *flowtest.Harness) {
+		c := h.Call("bank-2")
+		c.Script(`press "1"; press "12345678#"; press "43"`)
+		for _, ev := range c.Events() {
+			if ev.Node == "pin" && (ev.Digits != "" && ev.Digits != "*" && ev.Digits != "**") {
+				t.Errorf("PIN digits shown as %q", ev.Digits)
+			}
+			if ev.Key == "4" || ev.Key == "3" {
+				if ev.Node == "pin" {
+					t.Errorf("a PIN key was shown: %+v", ev)
+				}
+			}
+		}
+	})
+}
+
+func TestSupportFlow(t *testing.T) {
+	flow := load(t, "support.yaml")
+	tests := []struct {
+		name   string
+		script string
+		want   want
+	}{
+		{"outage, nested two deep", `start; wait 7s; press "2"; press "1"; press "1"`,
+			want{"ivr_status": "outage_informed", "language": "2", "ivr_selection": `["2","1","1"]`}},
+		{"keys during the greeting are discarded", `start; press "1"; wait 7s; press "1"; press "2"; press "1"`,
+			want{"ivr_status": "balance", "ivr_selection": `["1","2","1"]`}},
+		{"callback number", `start; wait 7s; press "1"; press "1"; press "2"; press "1"; press "0123456789"`,
+			want{"ivr_status": "callback", "callback_number": "0123456789"}},
+		{"two wrong keys reprompt, the third reaches an agent", `start; wait 7s; press "1"; press "9"; press "9"; press "9"`,
+			want{"ivr_status": "agent", "ivr_from": "main_menu", "ivr_reason": "no_match"}},
+		{"silence escalates to an agent", `start; wait 7s; wait 6s; wait 6s; wait 6s`,
+			want{"ivr_status": "agent", "ivr_from": "welcome", "ivr_reason": "no_input"}},
+		{"0 in billing reaches the billing team", `start; wait 7s; press "1"; press "2"; press "0"`,
+			want{"ivr_status": "billing_agent"}},
+		{"0 elsewhere reaches an agent", `start; wait 7s; press "1"; press "1"; press "0"`,
+			want{"ivr_status": "agent", "ivr_from": "internet"}},
+		{"troubleshooting waits longer", `start; wait 7s; press "1"; press "1"; press "2"; wait 19s; press "2"`,
+			want{"ivr_status": "agent", "ivr_from": "troubleshoot", "ivr_reason": "completed"}},
+		{"a first key during an untimed greeting counts", `press "2"; press "1"; press "1"`,
+			want{"ivr_status": "outage_informed", "language": "2"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			flowtest.Run(t, flow, func(h *flowtest.Harness) {
+				c := h.Call("support-1")
+				c.Script(tt.script)
+				check(t, c, tt.want)
+			})
+		})
+	}
+}
