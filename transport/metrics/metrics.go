@@ -118,6 +118,19 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "IVR definition loads after startup, by result (applied, rejected).",
 		}, []string{"result"}),
 	}
+	// Label values known in advance start at zero, so dashboards and
+	// alerts see the series before the first event.
+	for _, o := range []string{OutcomeAccepted, OutcomeInvalidDigit, OutcomeMalformed,
+		OutcomeUnknownCall, OutcomeDuplicate, OutcomeShed} {
+		m.Events.WithLabelValues("dtmf", o)
+	}
+	m.Events.WithLabelValues("other", OutcomeIgnored)
+	for _, c := range []string{"2xx", "4xx", "5xx", "error"} {
+		m.WriteAttempts.WithLabelValues(c)
+	}
+	for _, r := range []string{"applied", "rejected"} {
+		m.IVRReloads.WithLabelValues(r)
+	}
 	if reg != nil {
 		reg.MustRegister(
 			m.Events, m.CallsOpen, m.CallsEnded, m.DecisionLatency,
