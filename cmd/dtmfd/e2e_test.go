@@ -19,6 +19,10 @@ import (
 	"github.com/dtmfd/dtmfd/transport/emulator"
 )
 
+// e2eTimeout is the input timeout of end-to-end runs: long enough that a
+// loaded CI machine under -race still delivers a call's keys within it.
+const e2eTimeout = 2 * time.Second
+
 const (
 	testID     = "dtmfd-test-client"
 	testSecret = `s3cr3t-"quoted"-&-value`
@@ -47,7 +51,7 @@ func startService(t *testing.T, env map[string]string) *service {
 		"CXONE_CLIENT_SECRET":  testSecret,
 		"CXONE_BASE_URL":       emu.URL(),
 		"DTMFD_ADDR":           "127.0.0.1:0",
-		"DTMFD_INPUT_TIMEOUT":  "400ms",
+		"DTMFD_INPUT_TIMEOUT":  e2eTimeout.String(),
 		"DTMFD_DEAD_LETTERS":   filepath.Join(t.TempDir(), "dead.jsonl"),
 		"DTMFD_SHUTDOWN_GRACE": "10s",
 	}
@@ -191,7 +195,7 @@ func checkWrites(t *testing.T, emu *emulator.Emulator, calls []script) {
 	if err := emu.WaitWrites(ctx, len(calls)); err != nil {
 		t.Fatalf("got %d writes, want %d: %v", len(emu.Writes()), len(calls), err)
 	}
-	time.Sleep(time.Second) // longer than the input timeout: no late extra writes
+	time.Sleep(e2eTimeout + 500*time.Millisecond) // no late extra writes
 
 	got := map[string][]string{}
 	for _, w := range emu.Writes() {
