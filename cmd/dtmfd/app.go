@@ -26,6 +26,7 @@ import (
 	"github.com/dtmfd/dtmfd/transport/stream"
 	"github.com/dtmfd/dtmfd/transport/token"
 	"github.com/dtmfd/dtmfd/transport/variables"
+	"github.com/dtmfd/dtmfd/transport/web"
 )
 
 // app is one running dtmfd: its transports, its engine and its HTTP
@@ -48,6 +49,7 @@ type app struct {
 	dead   *deadletter.File
 	jrnl   *journal.Journal
 
+	hub      *web.Hub
 	server   *http.Server
 	listener net.Listener
 	// simServer serves the simulator on its own address, when one is set.
@@ -102,6 +104,12 @@ func newApp(cfg *config, log *slog.Logger) (_ *app, err error) {
 		HTTPClient:   hc,
 		Metrics:      a.metrics,
 	})
+	a.hub = a.webHub()
+	var onCall func(actors.CallEvent)
+	var onWrite func(actors.WriteEvent)
+	if a.hub != nil {
+		onCall, onWrite = a.hub.OnCall, a.hub.OnWrite
+	}
 	a.engine, err = actors.Start(actors.Config{
 		Flow: a.flow.Load,
 		Sink: &variablesSink{
@@ -116,6 +124,8 @@ func newApp(cfg *config, log *slog.Logger) (_ *app, err error) {
 		MaxBacklog:    cfg.MaxBacklog,
 		MaxCalls:      cfg.MaxCalls,
 		MaxKeys:       cfg.MaxKeys,
+		OnCall:        onCall,
+		OnWrite:       onWrite,
 		Logger:        log,
 		Metrics:       a.metrics,
 	})
@@ -306,6 +316,9 @@ func (a *app) run(ctx context.Context) error {
 			"path", a.cfg.DeadLetters, "error", err)
 	}
 
+	if a.hub != nil {
+		a.hub.Close()
+	}
 	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancelHTTP()
 	for _, srv := range []*http.Server{a.server, a.simServer} {
@@ -329,7 +342,8 @@ func (a *app) logStart() {
 	url := "http://" + hostPort(a.Addr())
 	a.log.Info("dtmfd started in local mode, against its built-in CXone emulator",
 		"url", url, "emulator", a.emu.URL(), "ivr", a.flow.Load().Name)
-	a.log.Info("try: curl -d '{\"callId\":\"call-1\",\"digits\":\"2A1\"}' " + url +
+	a.log.Info("open the web keypad at " + url + "/")
+	a.log.Info("or try: curl -d '{\"callId\":\"call-1\",\"digits\":\"2A1\"}' " + url +
 		"/simulator && curl " + url + "/emulator/writes")
 }
 

@@ -24,6 +24,7 @@ func (a *app) routes() (main, sim http.Handler) {
 	}
 	if a.cfg.simulatorOn() {
 		simMux.Handle("/simulator", &simulator.Handler{Ingest: a.ingest, Token: a.cfg.SimulatorToken, Logger: a.log})
+		simMux.Handle("/", a.hub.Handler())
 	}
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
