@@ -175,6 +175,10 @@ func (c *call) step(ctx actor.Context, s *Step) {
 
 	c.prompt = ""
 	c.lastInput = s.Received
+	if c.sess.Timer() == ivrspec.TimerPrompt {
+		// The platform played the prompt before it collected these keys.
+		c.sess.Timeout()
+	}
 	for i := 0; i < len(s.Keys) && decision == nil; i++ {
 		node := c.sess.Node()
 		eff := c.sess.Digit(s.Keys[i], 0)

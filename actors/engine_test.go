@@ -487,3 +487,21 @@ func TestStepHangupWritesNothing(t *testing.T) {
 		}
 	})
 }
+
+func TestStepTakesKeysAfterAPromptWithoutBargeIn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		flow, err := ivrspec.LoadExample("support.yaml", ivrspec.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := newHarness(t, &memSink{}, func(c *Config) { c.Flow = func() *ivrspec.Flow { return flow } })
+		defer h.close()
+		r, err := h.eng.Step(context.Background(), &Step{CallID: "s4", Keys: "1", Received: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Node == nil || r.Node.ID != "main_menu" {
+			t.Errorf("after 1 at the greeting: %+v, want main_menu: the platform played the greeting", r)
+		}
+	})
+}

@@ -49,6 +49,8 @@ type app struct {
 	dead   *deadletter.File
 	jrnl   *journal.Journal
 
+	// cx is the cxone profile's transports; nil in the tutorial profile.
+	cx       *cxoneProfile
 	hub      *web.Hub
 	server   *http.Server
 	listener net.Listener
@@ -88,22 +90,14 @@ func newApp(cfg *config, log *slog.Logger) (_ *app, err error) {
 		jrnl = a.jrnl
 	}
 
-	base, id, secret, err := a.platform()
-	if err != nil {
-		return nil, err
-	}
 	hc, err := platformClient(cfg.CAFile)
 	if err != nil {
 		return nil, err
 	}
-	a.tokens = token.New(token.Options{
-		URL:          base + "/oauth/token",
-		ClientID:     id,
-		ClientSecret: secret,
-		Form:         cfg.TokenForm,
-		HTTPClient:   hc,
-		Metrics:      a.metrics,
-	})
+	sink, err := a.platformSink(hc)
+	if err != nil {
+		return nil, err
+	}
 	a.hub = a.webHub()
 	var onCall func(actors.CallEvent)
 	var onWrite func(actors.WriteEvent)
@@ -111,12 +105,8 @@ func newApp(cfg *config, log *slog.Logger) (_ *app, err error) {
 		onCall, onWrite = a.hub.OnCall, a.hub.OnWrite
 	}
 	a.engine, err = actors.Start(actors.Config{
-		Flow: a.flow.Load,
-		Sink: &variablesSink{
-			client: variables.New(variables.Options{BaseURL: base, Token: a.tokens.Token,
-				HTTPClient: hc, Metrics: a.metrics}),
-			invalidate: a.tokens.Invalidate,
-		},
+		Flow:          a.flow.Load,
+		Sink:          sink,
 		DeadLetters:   recordDeadLetter(a.dead),
 		Journal:       jrnl,
 		Writers:       cfg.Writers,
@@ -135,18 +125,11 @@ func newApp(cfg *config, log *slog.Logger) (_ *app, err error) {
 	if err := a.resume(); err != nil {
 		return nil, err
 	}
-	a.stream = stream.New(stream.Options{
-		URL:          streamURL(base),
-		Token:        a.tokens.Token,
-		Invalidate:   a.tokens.Invalidate,
-		OnEvent:      a.onEvent,
-		OnReject:     a.onReject,
-		OnState:      a.streamUp.Store,
-		HTTPClient:   hc,
-		PingInterval: cfg.PingInterval,
-		Logger:       log,
-		Metrics:      a.metrics,
-	})
+	if a.cx != nil {
+		if err := a.cx.serve(a.engine, a.flow.Load); err != nil {
+			return nil, err
+		}
+	}
 
 	if a.listener, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("DTMFD_ADDR: %w", err)
@@ -193,6 +176,52 @@ func (a *app) loadFlow() error {
 	a.ivrSource = data
 	a.flow.Store(f)
 	return nil
+}
+
+// platformSink builds the transports of the configured profile and
+// returns where decisions are written: the Signal API in the cxone
+// profile; the tutorial's variables endpoint, fed by its voice stream,
+// otherwise.
+func (a *app) platformSink(hc *http.Client) (actors.Sink, error) {
+	if a.cfg.CXone.enabled() {
+		cx, err := newCXoneProfile(a.cfg.CXone, a.cfg.ClientID, a.cfg.ClientSecret,
+			a.cfg.ClientSecretFile, hc, a.log, a.metrics)
+		if err != nil {
+			return nil, err
+		}
+		a.cx = cx
+		return cx.Sink(), nil
+	}
+
+	base, id, secret, err := a.platform()
+	if err != nil {
+		return nil, err
+	}
+	a.tokens = token.New(token.Options{
+		URL:          base + "/oauth/token",
+		ClientID:     id,
+		ClientSecret: secret,
+		Form:         a.cfg.TokenForm,
+		HTTPClient:   hc,
+		Metrics:      a.metrics,
+	})
+	a.stream = stream.New(stream.Options{
+		URL:          streamURL(base),
+		Token:        a.tokens.Token,
+		Invalidate:   a.tokens.Invalidate,
+		OnEvent:      a.onEvent,
+		OnReject:     a.onReject,
+		OnState:      a.streamUp.Store,
+		HTTPClient:   hc,
+		PingInterval: a.cfg.PingInterval,
+		Logger:       a.log,
+		Metrics:      a.metrics,
+	})
+	return &variablesSink{
+		client: variables.New(variables.Options{BaseURL: base, Token: a.tokens.Token,
+			HTTPClient: hc, Metrics: a.metrics}),
+		invalidate: a.tokens.Invalidate,
+	}, nil
 }
 
 // platform returns the API base and credentials: the emulator's in local
@@ -276,11 +305,16 @@ func (a *app) Addr() string { return a.listener.Addr().String() }
 func (a *app) run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	streamCtx, stopStream := context.WithCancel(context.Background())
-	wg.Go(func() {
-		if err := a.stream.Run(streamCtx); err != nil {
-			a.log.Error("voice stream stopped", "error", err)
-		}
-	})
+	if a.stream != nil {
+		wg.Go(func() {
+			if err := a.stream.Run(streamCtx); err != nil {
+				a.log.Error("voice stream stopped", "error", err)
+			}
+		})
+	}
+	if a.cx != nil {
+		wg.Go(func() { a.cx.keepSignedIn(streamCtx, 30*time.Second) })
+	}
 
 	if a.cfg.IVR != "" {
 		hup := notifyReload()
@@ -335,6 +369,11 @@ func (a *app) run(ctx context.Context) error {
 }
 
 func (a *app) logStart() {
+	if a.cx != nil {
+		a.log.Info("dtmfd started with the cxone profile", "addr", a.Addr(), "ivr", a.flow.Load().Name,
+			"studio", studioPath, "vah", vahPath)
+		return
+	}
 	if a.emu == nil {
 		a.log.Info("dtmfd started", "addr", a.Addr(), "api", a.cfg.apiBase(), "ivr", a.flow.Load().Name)
 		return
@@ -364,6 +403,9 @@ func hostPort(addr string) string {
 func (a *app) closeAll() {
 	if a.engine != nil {
 		a.engine.Close()
+	}
+	if a.cx != nil {
+		a.cx.close()
 	}
 	if a.emu != nil {
 		if err := a.emu.Close(); err != nil {

@@ -36,6 +36,9 @@ func (a *app) routes() (main, sim http.Handler) {
 	if a.emu != nil {
 		mux.Handle("GET /emulator/writes", a.emu.Handler())
 	}
+	if a.cx != nil {
+		a.cx.mount(mux)
+	}
 	return mux, sim
 }
 
@@ -59,11 +62,15 @@ func (a *app) readyz(w http.ResponseWriter, r *http.Request) {
 	if a.draining.Load() {
 		reasons = append(reasons, "shutting down")
 	}
-	if !a.tokens.Ready() {
-		reasons = append(reasons, "no access token yet")
-	}
-	if !a.streamUp.Load() {
-		reasons = append(reasons, "voice stream not connected")
+	if a.cx != nil {
+		reasons = append(reasons, a.cx.notReady()...)
+	} else {
+		if !a.tokens.Ready() {
+			reasons = append(reasons, "no access token yet")
+		}
+		if !a.streamUp.Load() {
+			reasons = append(reasons, "voice stream not connected")
+		}
 	}
 	if a.flow.Load() == nil {
 		reasons = append(reasons, "no IVR flow loaded")

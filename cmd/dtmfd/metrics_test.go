@@ -57,20 +57,20 @@ func TestMetricsAfterARun(t *testing.T) {
 		want   func(float64) bool
 		says   string
 	}{
-		{"dtmfd_calls_ended_total", map[string]string{"status": "completed"}, eq(21), "21 completions (20 scripted + the rejected one)"},
-		{"dtmfd_calls_ended_total", map[string]string{"status": "no_input"}, eq(20), "20 timeouts"},
-		{"dtmfd_write_rate_limited_total", nil, eq(3), "3 answers 429"},
-		{"dtmfd_write_retries_total", nil, atLeast(3), "a retry per 429"},
-		{"dtmfd_dead_letters_total", nil, eq(1), "the rejected call dead-lettered"},
-		{"dtmfd_write_attempts_total", map[string]string{"class": "4xx"}, eq(4), "3 × 429 and one 400"},
-		{"dtmfd_stream_connects_total", nil, eq(2), "the first connection and the reconnect"},
-		{"dtmfd_stream_disconnects_total", map[string]string{"code": "1011"}, eq(1), "one close with 1011"},
-		{"dtmfd_calls_open", nil, eq(0), "no call left open"},
-		{"dtmfd_write_backlog", nil, eq(0), "nothing waiting"},
-		{"dtmfd_decision_latency_seconds", nil, eq(41), "one observation per decision"},
-		{"dtmfd_write_latency_seconds", nil, eq(40), "one observation per accepted write"},
-		{"dtmfd_token_refreshes_total", nil, atLeast(1), "a token obtained"},
-		{"dtmfd_events_total", map[string]string{"outcome": "accepted"}, atLeast(60), "keys accepted"},
+		{"dtmfd_calls_ended_total", map[string]string{"status": "completed"}, wantEq(21), "21 completions (20 scripted + the rejected one)"},
+		{"dtmfd_calls_ended_total", map[string]string{"status": "no_input"}, wantEq(20), "20 timeouts"},
+		{"dtmfd_write_rate_limited_total", nil, wantEq(3), "3 answers 429"},
+		{"dtmfd_write_retries_total", nil, wantAtLeast(3), "a retry per 429"},
+		{"dtmfd_dead_letters_total", nil, wantEq(1), "the rejected call dead-lettered"},
+		{"dtmfd_write_attempts_total", map[string]string{"class": "4xx"}, wantEq(4), "3 × 429 and one 400"},
+		{"dtmfd_stream_connects_total", nil, wantEq(2), "the first connection and the reconnect"},
+		{"dtmfd_stream_disconnects_total", map[string]string{"code": "1011"}, wantEq(1), "one close with 1011"},
+		{"dtmfd_calls_open", nil, wantEq(0), "no call left open"},
+		{"dtmfd_write_backlog", nil, wantEq(0), "nothing waiting"},
+		{"dtmfd_decision_latency_seconds", nil, wantEq(41), "one observation per decision"},
+		{"dtmfd_write_latency_seconds", nil, wantEq(40), "one observation per accepted write"},
+		{"dtmfd_token_refreshes_total", nil, wantAtLeast(1), "a token obtained"},
+		{"dtmfd_events_total", map[string]string{"outcome": "accepted"}, wantAtLeast(60), "keys accepted"},
 	}
 	for _, c := range checks {
 		if got := value(c.name, c.labels); !c.want(got) {
@@ -86,8 +86,8 @@ func TestMetricsAfterARun(t *testing.T) {
 	}
 }
 
-func eq(v float64) func(float64) bool      { return func(x float64) bool { return x == v } }
-func atLeast(v float64) func(float64) bool { return func(x float64) bool { return x >= v } }
+func wantEq(v float64) func(float64) bool      { return func(x float64) bool { return x == v } }
+func wantAtLeast(v float64) func(float64) bool { return func(x float64) bool { return x >= v } }
 
 func scrape(t *testing.T, a *app) map[string]*dto {
 	t.Helper()

@@ -1,0 +1,346 @@
+package cxone
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/dtmfd/dtmfd/actors"
+	"github.com/dtmfd/dtmfd/ivrspec"
+)
+
+// fakeEngine answers Steps with answer and records them.
+type fakeEngine struct {
+	mu     sync.Mutex
+	steps  []actors.Step
+	answer func(*actors.Step) (*actors.StepReply, error)
+}
+
+func (f *fakeEngine) Step(ctx context.Context, s *actors.Step) (*actors.StepReply, error) {
+	f.mu.Lock()
+	f.steps = append(f.steps, *s)
+	f.mu.Unlock()
+	return f.answer(s)
+}
+
+func (f *fakeEngine) recorded() []actors.Step {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]actors.Step(nil), f.steps...)
+}
+
+func bankFlow(t testing.TB) *ivrspec.Flow {
+	t.Helper()
+	f, err := ivrspec.LoadExample("bank.yaml", ivrspec.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// waitAt answers every Step with the call waiting at node.
+func waitAt(flow *ivrspec.Flow, node, prompt string) func(*actors.Step) (*actors.StepReply, error) {
+	return func(*actors.Step) (*actors.StepReply, error) {
+		return &actors.StepReply{Node: flow.Nodes[node], Prompt: prompt}, nil
+	}
+}
+
+const testAuth = "Bearer s3cret"
+
+func testOptions(t testing.TB, eng Stepper, flow *ivrspec.Flow) Options {
+	t.Helper()
+	cred, err := ParseCredential("s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Options{Engine: eng, Flow: func() *ivrspec.Flow { return flow }, Auth: cred,
+		Instance: "inst-1"}
+}
+
+// call posts body to h and returns the status and the reply.
+func call(t *testing.T, h http.Handler, auth, body string) (int, http.Header, []byte) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/cxone/x", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	b, _ := io.ReadAll(rec.Body)
+	return rec.Code, rec.Header(), b
+}
+
+func decodeStudio(t *testing.T, b []byte) studioReply {
+	t.Helper()
+	var r studioReply
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		t.Fatalf("reply %s: %v", b, err)
+	}
+	return r
+}
+
+func TestStudioRefusesBadRequests(t *testing.T) {
+	t.Parallel()
+	flow := bankFlow(t)
+	eng := &fakeEngine{answer: waitAt(flow, "main_menu", "")}
+	h, err := NewStudio(testOptions(t, eng, flow))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name   string
+		auth   string
+		body   string
+		status int
+		says   string
+	}{
+		{"no credential", "", `{"contactId":"1","event":"start"}`, 401, "credential"},
+		{"wrong token", "Bearer s3cre", `{"contactId":"1","event":"start"}`, 401, "credential"},
+		{"basic for bearer", "Basic czNjcmV0Og==", `{"contactId":"1","event":"start"}`, 401, "credential"},
+		{"unknown field", testAuth, `{"contactId":"1","event":"digits","digit":"1"}`, 400, `unknown field \"digit`},
+		{"not json", testAuth, `contactId=1&event=start`, 400, "decode"},
+		{"two objects", testAuth, `{"contactId":"1","event":"start"}{}`, 400, "after"},
+		{"no contact", testAuth, `{"event":"start"}`, 400, "contactId"},
+		{"contact not a number", testAuth, `{"contactId":"abc","event":"start"}`, 400, "contactId"},
+		{"contact object", testAuth, `{"contactId":{},"event":"start"}`, 400, "contact id"},
+		{"unknown event", testAuth, `{"contactId":"1","event":"dtmf"}`, 400, "event"},
+		{"not a key", testAuth, `{"contactId":"1","event":"digits","digits":"12x"}`, 400, "key 3"},
+		{"digits on timeout", testAuth, `{"contactId":"1","event":"timeout","digits":"1"}`, 400, "no digits"},
+		{"too big", testAuth, `{"contactId":"1","event":"start","session":"` +
+			strings.Repeat("x", maxBody) + `"}`, 413, "larger"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			status, header, body := call(t, h, tt.auth, tt.body)
+			if status != tt.status || !strings.Contains(string(body), tt.says) {
+				t.Errorf("reply %d %s, want %d saying %s", status, body, tt.status, tt.says)
+			}
+			if status == 401 && header.Get("WWW-Authenticate") == "" {
+				t.Error("401 without WWW-Authenticate")
+			}
+		})
+	}
+	if n := len(eng.recorded()); n != 0 {
+		t.Errorf("%d refused requests reached the engine", n)
+	}
+}
+
+func TestStudioRefusesOtherMethods(t *testing.T) {
+	t.Parallel()
+	flow := bankFlow(t)
+	h, _ := NewStudio(testOptions(t, &fakeEngine{}, flow))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/cxone/studio", nil))
+	if rec.Code != 405 || rec.Header().Get("Allow") != "POST" {
+		t.Errorf("GET = %d Allow %q, want 405 POST", rec.Code, rec.Header().Get("Allow"))
+	}
+}
+
+func TestStudioTurns(t *testing.T) {
+	t.Parallel()
+	flow := bankFlow(t)
+	decision := &ivrspec.Decision{End: "checking", From: "balance_menu", Reason: "completed",
+		Variables: []ivrspec.Variable{{Name: "account", Value: "12345678"},
+			{Name: "ivr_status", Value: "balance_checking"}}}
+
+	tests := []struct {
+		name   string
+		body   string
+		answer func(*actors.Step) (*actors.StepReply, error)
+		step   *actors.Step
+		want   studioReply
+	}{
+		{
+			name: "start answers from the flow",
+			body: `{"contactId":"4600123","event":"start"}`,
+			want: studioReply{Action: "collect", Status: "started", ContactID: "4600123",
+				Session: "inst-1", Node: "main_menu", Prompt: "welcome_main_menu",
+				Collect: &studioCollect{MinDigits: 1, MaxDigits: 1, StripTerminator: true,
+					TimeoutSeconds: 8, InterDigitTimeoutSeconds: 8}},
+		},
+		{
+			name:   "digits lead to a collect node",
+			body:   `{"contactId":4600123,"event":"digits","digits":"1","session":"inst-1"}`,
+			answer: waitAt(flow, "account_number", "enter_account_number"),
+			step:   &actors.Step{CallID: "4600123", Keys: "1"},
+			want: studioReply{Action: "collect", Status: "waiting", ContactID: "4600123",
+				Session: "inst-1", Node: "account_number", Prompt: "enter_account_number",
+				Collect: &studioCollect{MinDigits: 8, MaxDigits: 12, Terminators: "#",
+					StripTerminator: true, TimeoutSeconds: 8, InterDigitTimeoutSeconds: 3}},
+		},
+		{
+			name: "timeout is a step without keys",
+			body: `{"contactId":"4600123","event":"timeout"}`,
+			answer: func(*actors.Step) (*actors.StepReply, error) {
+				return &actors.StepReply{Node: flow.Nodes["main_menu"], Prompt: "please_choose",
+					NoInput: 1}, nil
+			},
+			step: &actors.Step{CallID: "4600123"},
+			want: studioReply{Action: "collect", Status: "waiting", ContactID: "4600123",
+				Session: "inst-1", Node: "main_menu", Prompt: "please_choose", NoInput: 1,
+				Collect: &studioCollect{MinDigits: 1, MaxDigits: 1, StripTerminator: true,
+					TimeoutSeconds: 8, InterDigitTimeoutSeconds: 8}},
+		},
+		{
+			name: "empty digits count as none",
+			body: `{"contactId":"4600123","event":"digits","digits":""}`,
+			answer: func(*actors.Step) (*actors.StepReply, error) {
+				return &actors.StepReply{Ended: true, Decision: decision}, nil
+			},
+			step: &actors.Step{CallID: "4600123"},
+			want: studioReply{Action: "end", Status: "decided", ContactID: "4600123",
+				End: "checking", Reason: "completed",
+				Variables: map[string]string{"account": "12345678", "ivr_status": "balance_checking"}},
+		},
+		{
+			name: "hangup",
+			body: `{"contactId":"4600123","event":"hangup"}`,
+			answer: func(*actors.Step) (*actors.StepReply, error) {
+				return &actors.StepReply{Ended: true}, nil
+			},
+			step: &actors.Step{CallID: "4600123", Hangup: true},
+			want: studioReply{Action: "end", Status: "hangup", ContactID: "4600123"},
+		},
+		{
+			name: "a step after the end",
+			body: `{"contactId":"4600123","event":"digits","digits":"1"}`,
+			answer: func(*actors.Step) (*actors.StepReply, error) {
+				return &actors.StepReply{Ended: true}, nil
+			},
+			step: &actors.Step{CallID: "4600123", Keys: "1"},
+			want: studioReply{Action: "end", Status: "ended", ContactID: "4600123"},
+		},
+		{
+			name: "a session of another instance starts again",
+			body: `{"contactId":"4600123","event":"digits","digits":"1","session":"old"}`,
+			want: studioReply{Action: "collect", Status: "restarted", ContactID: "4600123",
+				Session: "inst-1", Node: "main_menu", Prompt: "welcome_main_menu",
+				Collect: &studioCollect{MinDigits: 1, MaxDigits: 1, StripTerminator: true,
+					TimeoutSeconds: 8, InterDigitTimeoutSeconds: 8}},
+		},
+		{
+			name: "engine refuses",
+			body: `{"contactId":"4600123","event":"digits","digits":"1"}`,
+			answer: func(*actors.Step) (*actors.StepReply, error) {
+				return nil, actors.ErrDraining
+			},
+			step: &actors.Step{CallID: "4600123", Keys: "1"},
+			want: studioReply{Action: "error", ContactID: "4600123", Error: "dtmfd is shutting down"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			eng := &fakeEngine{answer: tt.answer}
+			h, err := NewStudio(testOptions(t, eng, flow))
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			status, _, body := call(t, h, testAuth, tt.body)
+			if status != 200 {
+				t.Fatalf("status %d: %s", status, body)
+			}
+			got := decodeStudio(t, body)
+			wantJSON, _ := json.Marshal(tt.want)
+			gotJSON, _ := json.Marshal(got)
+			if !bytes.Equal(gotJSON, wantJSON) {
+				t.Errorf("reply\n got %s\nwant %s", gotJSON, wantJSON)
+			}
+
+			steps := eng.recorded()
+			switch {
+			case tt.step == nil && len(steps) > 0:
+				t.Errorf("engine stepped: %+v", steps)
+			case tt.step != nil && (len(steps) != 1 || steps[0].CallID != tt.step.CallID ||
+				steps[0].Keys != tt.step.Keys || steps[0].Hangup != tt.step.Hangup):
+				t.Errorf("steps = %+v, want one like %+v", steps, tt.step)
+			}
+		})
+	}
+}
+
+func TestStudioReplyStaysUnder32KB(t *testing.T) {
+	t.Parallel()
+	flow := bankFlow(t)
+	big := &ivrspec.Decision{End: "e", Variables: []ivrspec.Variable{
+		{Name: "blob", Value: strings.Repeat("x", 40<<10)}}}
+	eng := &fakeEngine{answer: func(*actors.Step) (*actors.StepReply, error) {
+		return &actors.StepReply{Ended: true, Decision: big}, nil
+	}}
+	h, _ := NewStudio(testOptions(t, eng, flow))
+
+	status, _, body := call(t, h, testAuth, `{"contactId":"1","event":"digits","digits":"1"}`)
+	if status != 200 || len(body) > maxReplyBytes {
+		t.Fatalf("status %d, %d bytes", status, len(body))
+	}
+	if r := decodeStudio(t, body); r.Action != "error" || r.Status != "decided" {
+		t.Errorf("reply = %+v, want an error that keeps the status", r)
+	}
+}
+
+func TestCredentials(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		setting string
+		header  string
+		ok      bool
+	}{
+		{"tok", "Bearer tok", true},
+		{"tok", "bearer tok", true},
+		{"tok", "Bearer tok2", false},
+		{"tok", "Basic dG9rOg==", false},
+		{"user:p:w", "Basic dXNlcjpwOnc=", true},
+		{"user:p:w", "Basic dXNlcjpwOng=", false},
+		{"user:p:w", "Bearer user:p:w", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.setting+" "+tt.header, func(t *testing.T) {
+			t.Parallel()
+			c, err := ParseCredential(tt.setting)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := httptest.NewRequest(http.MethodPost, "/", nil)
+			r.Header.Set("Authorization", tt.header)
+			if got := c.Check(r); got != tt.ok {
+				t.Errorf("Check = %v, want %v", got, tt.ok)
+			}
+		})
+	}
+	for _, bad := range []string{"", ":p", "u:"} {
+		if _, err := ParseCredential(bad); err == nil {
+			t.Errorf("ParseCredential(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestHandlersNeedTheirOptions(t *testing.T) {
+	t.Parallel()
+	flow := bankFlow(t)
+	full := testOptions(t, &fakeEngine{}, flow)
+	noAuth := full
+	noAuth.Auth = Credential{}
+	noEngine := full
+	noEngine.Engine = nil
+
+	for _, opts := range []Options{noAuth, noEngine} {
+		if _, err := NewStudio(opts); err == nil {
+			t.Error("NewStudio succeeded")
+		}
+		if _, err := NewVAH(opts); err == nil {
+			t.Error("NewVAH succeeded")
+		}
+	}
+}
