@@ -24,6 +24,9 @@ type call struct {
 	// stale and ignored, so a stopped or replaced timer never fires.
 	gen       uint32
 	stopTimer func() bool
+	// deadline is when the armed timer fires, saved with the call in a
+	// cluster so that another member can arm it again.
+	deadline time.Time
 
 	keys      int
 	lastInput time.Time
@@ -35,6 +38,12 @@ type call struct {
 	prompt string
 	// begun is set when the call was started by Begin, before any key.
 	begun bool
+
+	// outbox holds the decision of a clustered call until its state is
+	// saved; the grain sends it then. Unused on a single node.
+	outbox *Write
+	// inputAt is when the deciding input was received.
+	inputAt time.Time
 }
 
 func newCall(sh *shared, id string, flow *ivrspec.Flow, platformTimed bool) *call {
@@ -127,6 +136,7 @@ func (c *call) timeout(ctx actor.Context, m *timerFired) {
 		return
 	}
 	c.stopTimer = nil
+	c.deadline = time.Time{}
 
 	now := c.sh.clock.Now()
 	if c.sh.maxIdle > 0 && now.Sub(c.lastInput) >= c.sh.maxIdle {
@@ -149,17 +159,20 @@ func (c *call) timeout(ctx actor.Context, m *timerFired) {
 
 // step runs one platform-driven turn and answers with what comes next.
 func (c *call) step(ctx actor.Context, s *Step) {
+	ctx.Respond(c.runStep(ctx, s))
+}
+
+// runStep runs one platform-driven turn and returns what comes next.
+func (c *call) runStep(ctx actor.Context, s *Step) *StepReply {
 	if c.sess.Done() {
-		ctx.Respond(&StepReply{Ended: true})
-		return
+		return &StepReply{Ended: true}
 	}
 	if s.Hangup {
 		c.logger().Info("caller hung up before a decision")
 		c.sh.metrics.CallEnded("hangup", c.sess.Node().ID, -1)
-		ctx.Respond(&StepReply{Ended: true})
 		ctx.Send(c.sh.ingress, &ended{callID: c.id})
 		ctx.Poison(ctx.Self())
-		return
+		return &StepReply{Ended: true}
 	}
 
 	var decision *ivrspec.Decision
@@ -187,7 +200,7 @@ func (c *call) step(ctx actor.Context, s *Step) {
 	if decision == nil && (s.Keys == "" || c.sess.Pending()) {
 		feed(c.sess.EndInput(), "")
 	}
-	ctx.Respond(c.reply(decision))
+	return c.reply(decision)
 }
 
 func (c *call) reply(d *ivrspec.Decision) *StepReply {
@@ -245,6 +258,7 @@ func (c *call) arm(ctx actor.Context, d time.Duration) {
 	c.gen++
 
 	gen, self, root := c.gen, ctx.Self(), c.sh.root
+	c.deadline = c.sh.clock.Now().Add(d)
 	c.stopTimer = c.sh.clock.AfterFunc(d, func() {
 		root.Send(self, &timerFired{gen: gen})
 	})
@@ -256,13 +270,18 @@ func (c *call) cancelTimer() {
 		c.stopTimer = nil
 	}
 	c.gen++
+	c.deadline = time.Time{}
 }
 
 // decide hands the decision to the writer pool and stops the call.
 func (c *call) decide(ctx actor.Context, d *ivrspec.Decision, inputAt time.Time) {
 	now := c.sh.clock.Now()
+	id := uuid.NewString()
+	if c.sh.store != nil {
+		id = decisionID(c.id)
+	}
 	w := &Write{
-		ID:            uuid.NewString(),
+		ID:            id,
 		InteractionID: c.id,
 		Variables:     d.Variables,
 		DigitAt:       inputAt,
@@ -274,7 +293,12 @@ func (c *call) decide(ctx actor.Context, d *ivrspec.Decision, inputAt time.Time)
 				"decisionId", w.ID, "error", err)
 		}
 	}
-	ctx.Send(c.sh.writer, w)
+	c.inputAt = inputAt
+	if c.sh.store != nil {
+		c.outbox = w
+	} else {
+		ctx.Send(c.sh.writer, w)
+	}
 
 	c.sh.metrics.CallEnded(d.Reason, d.From, now.Sub(inputAt))
 	c.sh.log.Info("call decided", "callId", c.id, "node", d.From, "end", d.End,

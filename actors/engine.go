@@ -98,8 +98,12 @@ type shared struct {
 	endedTTL      time.Duration
 	writeDeadline time.Duration
 
-	deadLetters  func(DeadLetter) error
-	journal      Journal
+	deadLetters func(DeadLetter) error
+	journal     Journal
+	// store and member are set in a cluster: calls save their state in
+	// store, and member names this process in the claims it makes.
+	store        Store
+	member       string
 	onCall       func(CallEvent)
 	observeWrite func(id string, vars []ivrspec.Variable, err error, latency time.Duration)
 }
@@ -112,6 +116,8 @@ type Engine struct {
 	cancel  context.CancelFunc
 	ingress *actor.PID
 	writer  *actor.PID
+	// node is the engine's cluster membership; nil on a single node.
+	node *node
 }
 
 // Start builds the actor system and its actors.
@@ -124,6 +130,12 @@ func Start(cfg Config) (*Engine, error) {
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return libraryLogger(cfg.Logger)
 	}))
+	sh := newShared(cfg, system)
+	workCtx, cancel := context.WithCancel(context.Background())
+	return spawnEngine(system, sh, cfg, workCtx, cancel, newIngress(sh, cfg.Flow))
+}
+
+func newShared(cfg Config, system *actor.ActorSystem) *shared {
 	sh := &shared{
 		root:          system.Root,
 		clock:         cfg.Clock,
@@ -145,8 +157,12 @@ func Start(cfg Config) (*Engine, error) {
 				Err: err, Latency: lat})
 		}
 	}
+	return sh
+}
 
-	workCtx, cancel := context.WithCancel(context.Background())
+// spawnEngine spawns the writer pool and the ingress in.
+func spawnEngine(system *actor.ActorSystem, sh *shared, cfg Config, workCtx context.Context,
+	cancel context.CancelFunc, in actor.Actor) (*Engine, error) {
 	w := newWriter(sh, cfg.Sink, workCtx, cfg.Writers)
 	writer, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return w }), "writer")
 	if err != nil {
@@ -155,7 +171,6 @@ func Start(cfg Config) (*Engine, error) {
 	}
 	sh.writer = writer
 
-	in := newIngress(sh, cfg.Flow)
 	props := actor.PropsFromProducer(func() actor.Actor { return in }, actor.WithSupervisor(stopOnPanic))
 	ingress, err := system.Root.SpawnNamed(props, "calls")
 	if err != nil {
@@ -317,8 +332,14 @@ func (e *Engine) Drain(ctx context.Context, callsBy time.Time) error {
 // pending writes.
 func (e *Engine) Close() {
 	e.cancel()
+	if e.node != nil {
+		e.node.leave(true)
+	}
 	root := e.system.Root
 	_ = root.StopFuture(e.ingress).Wait()
 	_ = root.StopFuture(e.writer).Wait()
-	e.system.Shutdown()
+	if e.node == nil {
+		// Leaving the cluster shut the actor system down already.
+		e.system.Shutdown()
+	}
 }

@@ -139,7 +139,7 @@ func (w *writer) dispatch(ctx actor.Context) {
 		wk := w.idle[len(w.idle)-1]
 		w.idle = w.idle[:len(w.idle)-1]
 		a := &attempt{id: id, vars: e.sending, attempt: e.attempts}
-		if w.sh.journal != nil {
+		if w.sh.journal != nil || w.sh.store != nil {
 			a.decisions = decisionIDs(e.sendingW)
 		}
 		ctx.Send(wk, a)
@@ -162,7 +162,7 @@ func (w *writer) done(ctx actor.Context, m *attemptDone) {
 	}
 
 	now := w.sh.clock.Now()
-	v := w.sink.Retry(m.err, e.attempts)
+	v := w.verdict(m.err, e.attempts)
 	if v.Retry && now.Add(v.After).Sub(e.since) < w.sh.writeDeadline {
 		w.sh.metrics.WriteRetry()
 		w.sh.log.Debug("write failed; retrying", "callId", e.id,
@@ -324,8 +324,8 @@ func (wk *worker) Receive(ctx actor.Context) {
 		return
 	}
 	start := wk.clock.Now()
-	err := wk.sink.Write(wk.ctx, a.id, a.vars)
-	if err == nil && len(a.decisions) > 0 {
+	err := wk.write(a)
+	if err == nil && len(a.decisions) > 0 && wk.sh.journal != nil {
 		if jerr := wk.sh.journal.Remove(a.decisions); jerr != nil {
 			wk.sh.log.Warn("journal not updated; the decisions will be written again on restart",
 				"callId", a.id, "error", jerr)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -58,6 +59,9 @@ type app struct {
 	simServer   *http.Server
 	simListener net.Listener
 
+	// storeCloser releases the cluster's store after the engine closes.
+	storeCloser io.Closer
+
 	streamUp atomic.Bool
 	draining atomic.Bool
 }
@@ -104,7 +108,12 @@ func newApp(cfg *config, log *slog.Logger) (_ *app, err error) {
 	if a.hub != nil {
 		onCall, onWrite = a.hub.OnCall, a.hub.OnWrite
 	}
-	a.engine, err = actors.Start(actors.Config{
+	// In a cluster the voice stream is a singleton: one member holds it.
+	var single func(context.Context) error
+	if cfg.Cluster.enabled() && a.stream != nil {
+		single = a.stream.Run
+	}
+	a.engine, a.storeCloser, err = startEngine(context.Background(), cfg.Cluster, cfg.Tenant, actors.Config{
 		Flow:          a.flow.Load,
 		Sink:          sink,
 		DeadLetters:   recordDeadLetter(a.dead),
@@ -118,7 +127,7 @@ func newApp(cfg *config, log *slog.Logger) (_ *app, err error) {
 		OnWrite:       onWrite,
 		Logger:        log,
 		Metrics:       a.metrics,
-	})
+	}, single)
 	if err != nil {
 		return nil, err
 	}
@@ -305,7 +314,7 @@ func (a *app) Addr() string { return a.listener.Addr().String() }
 func (a *app) run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	streamCtx, stopStream := context.WithCancel(context.Background())
-	if a.stream != nil {
+	if a.stream != nil && !a.cfg.Cluster.enabled() {
 		wg.Go(func() {
 			if err := a.stream.Run(streamCtx); err != nil {
 				a.log.Error("voice stream stopped", "error", err)
@@ -403,6 +412,11 @@ func hostPort(addr string) string {
 func (a *app) closeAll() {
 	if a.engine != nil {
 		a.engine.Close()
+	}
+	if a.storeCloser != nil {
+		if err := a.storeCloser.Close(); err != nil {
+			a.log.Warn("store did not close cleanly", "error", err)
+		}
 	}
 	if a.cx != nil {
 		a.cx.close()

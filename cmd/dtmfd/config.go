@@ -44,7 +44,8 @@ type config struct {
 	SimulatorToken string
 	SimulatorAddr  string
 
-	CXone cxoneSettings
+	CXone   cxoneSettings
+	Cluster clusterSettings
 }
 
 // setting describes one flag and its environment variable.
@@ -99,7 +100,8 @@ func (c *config) bind(fs *flag.FlagSet) []setting {
 	str(&c.Simulator, "simulator", "DTMFD_SIMULATOR", "auto", "serve POST /simulator and the web keypad: on, off, or auto (on in local mode only)")
 	str(&c.SimulatorToken, "simulator-token", "DTMFD_SIMULATOR_TOKEN", "", "bearer token the simulator requires; needed to turn it on outside local mode")
 	str(&c.SimulatorAddr, "simulator-addr", "DTMFD_SIMULATOR_ADDR", "", "separate listen address for the simulator (default: DTMFD_ADDR)")
-	return append(list, c.CXone.bind(fs)...)
+	list = append(list, c.CXone.bind(fs)...)
+	return append(list, c.Cluster.bind(fs)...)
 }
 
 // parseConfig reads the environment, then args, and checks the result.
@@ -143,6 +145,7 @@ func (c *config) check() error {
 		bad("CXONE_CLIENT_ID", "set it together with CXONE_CLIENT_SECRET (or _FILE), or neither for local mode")
 	}
 	errs = append(errs, c.CXone.check(c.ClientID, hasSecret)...)
+	errs = append(errs, c.Cluster.check()...)
 	if !c.CXone.enabled() && !c.local() && c.BaseURL == "" && c.Tenant == "" {
 		bad("CXONE_TENANT", "required with credentials unless CXONE_BASE_URL is set")
 	}

@@ -68,7 +68,9 @@ func (a *app) readyz(w http.ResponseWriter, r *http.Request) {
 		if !a.tokens.Ready() {
 			reasons = append(reasons, "no access token yet")
 		}
-		if !a.streamUp.Load() {
+		// In a cluster one member holds the stream; readiness must not
+		// depend on being that member.
+		if !a.streamUp.Load() && !a.cfg.Cluster.enabled() {
 			reasons = append(reasons, "voice stream not connected")
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	kjson "sigs.k8s.io/json"
@@ -120,6 +121,10 @@ func newObject(apiVersion, kind string) (any, error) {
 		return &corev1.ServiceAccount{}, nil
 	case "policy/v1 PodDisruptionBudget":
 		return &policyv1.PodDisruptionBudget{}, nil
+	case "rbac.authorization.k8s.io/v1 Role":
+		return &rbacv1.Role{}, nil
+	case "rbac.authorization.k8s.io/v1 RoleBinding":
+		return &rbacv1.RoleBinding{}, nil
 	case "monitoring.coreos.com/v1 ServiceMonitor":
 		return &serviceMonitor{}, nil
 	case "kustomize.config.k8s.io/v1beta1 Kustomization":
@@ -188,6 +193,7 @@ type manifests struct {
 	service        *corev1.Service
 	serviceAccount *corev1.ServiceAccount
 	pdb            *policyv1.PodDisruptionBudget
+	cluster        []any
 	secret         *corev1.Secret
 	serviceMonitor *serviceMonitor
 
@@ -283,6 +289,12 @@ func (m *manifests) add(file string) error {
 	m.files[file] = objs
 
 	for _, o := range objs {
+		if strings.HasPrefix(filepath.ToSlash(file), "cluster/") {
+			// The cluster overlay patches the base; its objects are
+			// checked on their own.
+			m.cluster = append(m.cluster, o)
+			continue
+		}
 		switch o := o.(type) {
 		case *appsv1.Deployment:
 			m.deployment = o
