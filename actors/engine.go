@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -27,7 +28,9 @@ type Config struct {
 	// Journal, when set, holds every decision until it is delivered.
 	Journal Journal
 
-	// Writers is the number of writes in flight at once (16).
+	// Writers is the number of writes in flight at once (64). Delivery
+	// keeps up while writes per second × the platform's response time
+	// stays under it.
 	Writers int
 	// WriteDeadline bounds the retries of one write, from its decision (2m).
 	WriteDeadline time.Duration
@@ -102,8 +105,10 @@ type shared struct {
 	journal     Journal
 	// store and member are set in a cluster: calls save their state in
 	// store, and member names this process in the claims it makes.
-	store        Store
-	member       string
+	store  Store
+	member string
+	// pool runs the ingress and the call actors on a single node.
+	pool         *poolDispatcher
 	onCall       func(CallEvent)
 	observeWrite func(id string, vars []ivrspec.Variable, err error, latency time.Duration)
 }
@@ -131,6 +136,7 @@ func Start(cfg Config) (*Engine, error) {
 		return libraryLogger(cfg.Logger)
 	}))
 	sh := newShared(cfg, system)
+	sh.pool = newPoolDispatcher(runtime.GOMAXPROCS(0))
 	workCtx, cancel := context.WithCancel(context.Background())
 	return spawnEngine(system, sh, cfg, workCtx, cancel, newIngress(sh, cfg.Flow))
 }
@@ -171,7 +177,11 @@ func spawnEngine(system *actor.ActorSystem, sh *shared, cfg Config, workCtx cont
 	}
 	sh.writer = writer
 
-	props := actor.PropsFromProducer(func() actor.Actor { return in }, actor.WithSupervisor(stopOnPanic))
+	opts := []actor.PropsOption{actor.WithSupervisor(stopOnPanic)}
+	if sh.pool != nil {
+		opts = append(opts, actor.WithDispatcher(sh.pool))
+	}
+	props := actor.PropsFromProducer(func() actor.Actor { return in }, opts...)
 	ingress, err := system.Root.SpawnNamed(props, "calls")
 	if err != nil {
 		cancel()
@@ -193,7 +203,7 @@ func withDefaults(c Config) Config {
 			*v = d
 		}
 	}
-	def(&c.Writers, 16)
+	def(&c.Writers, 64)
 	def(&c.MaxBacklog, 100000)
 	def(&c.MaxCalls, 200000)
 	def(&c.MaxKeys, 256)
@@ -341,5 +351,8 @@ func (e *Engine) Close() {
 	if e.node == nil {
 		// Leaving the cluster shut the actor system down already.
 		e.system.Shutdown()
+	}
+	if e.sh.pool != nil {
+		e.sh.pool.stop()
 	}
 }

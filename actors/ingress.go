@@ -27,6 +27,13 @@ type ingress struct {
 	draining bool
 	waiters  []*actor.PID
 	prefix   string
+
+	// props spawns every call actor; its producer hands over next, set
+	// just before each spawn. One Props for all calls saves an allocation
+	// of a few hundred bytes per call; it is safe because the producer
+	// runs inside SpawnNamed and call actors are never restarted.
+	props *actor.Props
+	next  *call
 }
 
 // The reasons a new call is refused.
@@ -63,6 +70,7 @@ func (in *ingress) Receive(ctx actor.Context) {
 		in.ended[m.callID] = in.sh.clock.Now()
 	case *actor.Terminated:
 		in.forget(ctx, m.Who)
+		clearVacated(ctx)
 	case *sweep:
 		in.sweep(ctx)
 	case *drainRequest:
@@ -156,15 +164,20 @@ func (in *ingress) admit(callID string) error {
 	return nil
 }
 
+// spawn starts a call actor as a child of the ingress, which is told of
+// its end by the *actor.Terminated every parent gets: no Watch needed.
 func (in *ingress) spawn(ctx actor.Context, callID string, platformTimed bool) (*actor.PID, error) {
-	c := newCall(in.sh, callID, in.flow(), platformTimed)
-	props := actor.PropsFromProducer(func() actor.Actor { return c })
-	pid, err := ctx.SpawnNamed(props, callID)
-	if err != nil {
-		return nil, err
+	if in.props == nil {
+		opts := []actor.PropsOption{actor.WithMailbox(actor.UnboundedLockfree())}
+		if in.sh.pool != nil {
+			opts = append(opts, actor.WithDispatcher(in.sh.pool))
+		}
+		in.props = actor.PropsFromProducer(func() actor.Actor { return in.next }, opts...)
 	}
-	ctx.Watch(pid)
-	return pid, nil
+	in.next = newCall(in.sh, callID, in.flow(), platformTimed)
+	pid, err := ctx.SpawnNamed(in.props, callID)
+	in.next = nil
+	return pid, err
 }
 
 // forget drops a stopped call actor. Its name is the call id.
@@ -206,6 +219,18 @@ func (in *ingress) sweep(ctx actor.Context) {
 		}
 	}
 	in.scheduleSweep(ctx)
+}
+
+// clearVacated drops the pointer protoactor's PIDSet.Remove leaves in the
+// slot it vacates past the end of the children slice. A PID caches its
+// process, so a stale slot keeps a stopped call's mailbox, context and
+// session reachable until a later spawn overwrites it: after a burst of
+// 100,000 calls that held 90 MiB of heap no call was using.
+func clearVacated(ctx actor.Context) {
+	kids := ctx.Children()
+	if len(kids) < cap(kids) {
+		kids[:len(kids)+1][len(kids)] = nil
+	}
 }
 
 // stopOnPanic is the ingress's strategy for its children: it stops a call

@@ -72,8 +72,11 @@ func ParseFrame(b []byte) (Event, error) {
 	}
 
 	var w wireEvent
-	if err := json.Unmarshal(b, &w); err != nil {
-		return Event{}, ErrMalformed
+	if !parseFast(b, &w) {
+		w = wireEvent{}
+		if err := json.Unmarshal(b, &w); err != nil {
+			return Event{}, ErrMalformed
+		}
 	}
 
 	ev := Event{Type: w.Type, CallID: w.CallID, Timestamp: w.Timestamp}
