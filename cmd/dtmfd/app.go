@@ -226,10 +226,10 @@ func (a *app) platformSink(hc *http.Client) (actors.Sink, error) {
 		Logger:       a.log,
 		Metrics:      a.metrics,
 	})
-	return &variablesSink{
-		client: variables.New(variables.Options{BaseURL: base, Token: a.tokens.Token,
+	return &variables.Sink{
+		Client: variables.New(variables.Options{BaseURL: base, Token: a.tokens.Token,
 			HTTPClient: hc, Metrics: a.metrics}),
-		invalidate: a.tokens.Invalidate,
+		Invalidate: a.tokens.Invalidate,
 	}, nil
 }
 

@@ -86,7 +86,7 @@ func (c *config) bind(fs *flag.FlagSet) []setting {
 	str(&c.DeadLetters, "dead-letters", "DTMFD_DEAD_LETTERS", "dtmfd-dead-letters.jsonl", "file that records writes given up on (JSON lines)")
 
 	str(&c.Journal, "journal", "DTMFD_JOURNAL", "", "file that keeps decisions until delivered, so a crash loses none (default: none)")
-	num(&c.Writers, "writers", "DTMFD_WRITERS", 16, "writes in flight at once")
+	num(&c.Writers, "writers", "DTMFD_WRITERS", 64, "writes in flight at once")
 	dur(&c.WriteDeadline, "write-deadline", "DTMFD_WRITE_DEADLINE", 2*time.Minute, "how long a write is retried before it is recorded as a dead letter")
 	num(&c.MaxCalls, "max-calls", "DTMFD_MAX_CALLS", 200000, "open calls at most; new calls past it are refused")
 	num(&c.MaxBacklog, "max-backlog", "DTMFD_MAX_BACKLOG", 100000, "interactions waiting to be written at most; past it decisions go to the dead letters")
