@@ -10,6 +10,7 @@ package token
 
 import (
 	"context"
+	"math/rand/v2"
 	"net/http"
 	"sync"
 	"time"
@@ -27,6 +28,9 @@ const (
 	// no timeout of its own, so a request that every caller gave up on
 	// still ends.
 	fetchTimeout = 30 * time.Second
+
+	defaultFailureBackoff = 250 * time.Millisecond
+	maxFailureBackoff     = 30 * time.Second
 )
 
 // Options configures a Source. Only URL, ClientID and ClientSecret are
@@ -51,6 +55,12 @@ type Options struct {
 
 	// Metrics counts tokens obtained and failed requests. Nil counts nothing.
 	Metrics *metrics.Metrics
+
+	// FailureBackoff is the pause after a failed request before the next
+	// one; it doubles with each failure in a row, up to 30s, with jitter.
+	// Callers during the pause get the last error at once. Zero means
+	// 250ms.
+	FailureBackoff time.Duration
 }
 
 // Source hands out a cached access token and fetches a new one when the
@@ -64,6 +74,13 @@ type Source struct {
 	token     string
 	refreshAt time.Time
 	expiresAt time.Time
+
+	// failures counts failed requests in a row; until retryAt, callers
+	// get lastErr instead of a new request, so that many writers waiting
+	// on a token endpoint that is down do not hammer it.
+	failures int
+	retryAt  time.Time
+	lastErr  error
 }
 
 // New returns a Source for opts. It sends no request until Token is called.
@@ -74,6 +91,9 @@ func New(opts Options) *Source {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: defaultHTTPTimeout}
 	}
+	if opts.FailureBackoff <= 0 {
+		opts.FailureBackoff = defaultFailureBackoff
+	}
 	return &Source{opts: opts}
 }
 
@@ -83,9 +103,17 @@ func New(opts Options) *Source {
 // Concurrent callers share a single request. A caller whose ctx ends stops
 // waiting and gets ctx's error, but the request goes on for the others; it
 // is bounded by the HTTP client's timeout and by 30s.
+//
+// After a failed request the source backs off: callers get the last error
+// at once until the pause ends. A refresh that fails while the cached
+// token is still unexpired returns that token instead of the error.
 func (s *Source) Token(ctx context.Context) (string, error) {
-	if tok, ok := s.cached(time.Now()); ok {
+	now := time.Now()
+	if tok, ok := s.cached(now); ok {
 		return tok, nil
+	}
+	if err := s.pausing(now); err != nil {
+		return s.fallback(err)
 	}
 
 	ch := s.group.DoChan("token", func() (any, error) {
@@ -96,10 +124,47 @@ func (s *Source) Token(ctx context.Context) (string, error) {
 		return "", ctx.Err()
 	case res := <-ch:
 		if res.Err != nil {
-			return "", res.Err
+			return s.fallback(res.Err)
 		}
 		return res.Val.(string), nil
 	}
+}
+
+// pausing returns the last error while the backoff after it lasts.
+func (s *Source) pausing(now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	if s.lastErr != nil && now.Before(s.retryAt) {
+		return s.lastErr
+	}
+	return nil
+}
+
+// fallback returns the cached token if it is still unexpired, else err.
+func (s *Source) fallback(err error) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	if s.token != "" && time.Now().Before(s.expiresAt) {
+		return s.token, nil
+	}
+	return "", err
+}
+
+// failed records a failed request and the pause before the next one:
+// FailureBackoff doubled for each failure in a row, up to 30s, with equal
+// jitter so that several dtmfd replicas do not retry in step.
+func (s *Source) failed(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	s.failures++
+	d := s.opts.FailureBackoff << min(s.failures-1, 16)
+	d = min(d, maxFailureBackoff)
+	d = d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+	s.retryAt = time.Now().Add(d)
+	s.lastErr = err
 }
 
 // Invalidate drops the cached token if it is still token. Callers pass the
@@ -151,6 +216,7 @@ func (s *Source) refresh(ctx context.Context) (string, error) {
 	tok, lifetime, err := s.fetch(ctx)
 	if err != nil {
 		s.opts.Metrics.TokenFailed()
+		s.failed(err)
 		return "", err
 	}
 	s.opts.Metrics.TokenRefreshed()
@@ -175,4 +241,5 @@ func (s *Source) store(tok string, start time.Time, lifetime time.Duration) {
 	s.token = tok
 	s.refreshAt = start.Add(refreshIn)
 	s.expiresAt = start.Add(lifetime)
+	s.failures, s.lastErr = 0, nil
 }

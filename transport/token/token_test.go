@@ -67,12 +67,13 @@ func (e *endpoint) source(t *testing.T, form bool, m *metrics.Metrics) *Source {
 	client := &http.Client{Timeout: 5 * time.Second}
 	t.Cleanup(client.CloseIdleConnections)
 	return New(Options{
-		URL:          e.URL + "/oauth/token",
-		ClientID:     "client-1",
-		ClientSecret: awkwardSecret,
-		Form:         form,
-		HTTPClient:   client,
-		Metrics:      m,
+		URL:            e.URL + "/oauth/token",
+		ClientID:       "client-1",
+		ClientSecret:   awkwardSecret,
+		Form:           form,
+		HTTPClient:     client,
+		Metrics:        m,
+		FailureBackoff: 20 * time.Millisecond,
 	})
 }
 
@@ -194,7 +195,12 @@ func TestErrorReplies(t *testing.T) {
 			e := newEndpoint(t, tt.status, tt.reply)
 			s := e.source(t, false, m)
 
-			for i := range 2 {
+			for i := range 3 {
+				if i == 2 {
+					// Past the backoff after two failures (at most
+					// twice FailureBackoff): a new request goes out.
+					time.Sleep(2 * s.opts.FailureBackoff)
+				}
 				tok, err := s.Token(t.Context())
 				if err == nil {
 					t.Fatalf("Token = %q, want an error", tok)
@@ -205,8 +211,8 @@ func TestErrorReplies(t *testing.T) {
 				}
 			}
 			if n := e.requests.Load(); n != 2 {
-				t.Errorf("token endpoint got %d requests, want 2: "+
-					"a failure must not be cached", n)
+				t.Errorf("token endpoint got %d requests, want 2: the "+
+					"second call falls in the backoff, the third after it", n)
 			}
 			if got := counter(t, m.TokenFailures); got != 2 {
 				t.Errorf("TokenFailures = %v, want 2", got)
@@ -462,4 +468,79 @@ func counter(t *testing.T, c interface{ Write(*dto.Metric) error }) float64 {
 		t.Fatalf("read counter: %v", err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// TestBackoffWhileTheEndpointFails: callers that keep asking while the
+// token endpoint is down cause a request per backoff step, not one each.
+func TestBackoffWhileTheEndpointFails(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		var requests atomic.Int32
+		var down atomic.Bool
+		down.Store(true)
+		var tokens atomic.Int32
+		ok := countingTransport(&tokens, "3600")
+		rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			requests.Add(1)
+			if down.Load() {
+				return &http.Response{StatusCode: 503, Header: http.Header{},
+					Body: io.NopCloser(strings.NewReader("down"))}, nil
+			}
+			return ok.RoundTrip(r)
+		})
+		s := New(Options{URL: "http://token.test/oauth/token", ClientID: "c", ClientSecret: "s",
+			HTTPClient: &http.Client{Transport: rt}})
+
+		// 50 writers asking every 20ms for 10s.
+		for range 500 {
+			for range 50 {
+				if _, err := s.Token(t.Context()); err == nil {
+					t.Fatal("a token while the endpoint is down")
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if n := requests.Load(); n > 12 {
+			t.Errorf("%d requests in 10s of failures, want a backoff (at most 12)", n)
+		}
+
+		down.Store(false)
+		time.Sleep(maxFailureBackoff)
+		if tok, err := s.Token(t.Context()); err != nil || tok != "tok-1" {
+			t.Fatalf("after the endpoint recovered: %q, %v", tok, err)
+		}
+	})
+}
+
+// TestRefreshFailureKeepsTheUnexpiredToken: a refresh that fails before
+// the cached token expires hands out the cached token.
+func TestRefreshFailureKeepsTheUnexpiredToken(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		var tokens atomic.Int32
+		var down atomic.Bool
+		ok := countingTransport(&tokens, "120")
+		rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if down.Load() {
+				return &http.Response{StatusCode: 500, Header: http.Header{},
+					Body: io.NopCloser(strings.NewReader("down"))}, nil
+			}
+			return ok.RoundTrip(r)
+		})
+		s := New(Options{URL: "http://token.test/oauth/token", ClientID: "c", ClientSecret: "s",
+			HTTPClient: &http.Client{Transport: rt}})
+		if tok, err := s.Token(t.Context()); err != nil || tok != "tok-1" {
+			t.Fatalf("first token: %q, %v", tok, err)
+		}
+
+		down.Store(true)
+		time.Sleep(100 * time.Second) // due for refresh, not expired
+		if tok, err := s.Token(t.Context()); err != nil || tok != "tok-1" {
+			t.Errorf("refresh failed before expiry: %q, %v; want the cached token", tok, err)
+		}
+		time.Sleep(30 * time.Second) // expired
+		if tok, err := s.Token(t.Context()); err == nil {
+			t.Errorf("an expired token was handed out: %q", tok)
+		}
+	})
 }
