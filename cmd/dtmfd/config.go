@@ -151,8 +151,12 @@ func (c *config) check() error {
 	}
 	if c.BaseURL != "" {
 		u, err := url.Parse(c.BaseURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("CXONE_BASE_URL", "want an http:// or https:// URL, got %q", c.BaseURL)
+		switch {
+		case err != nil:
+			// The parser's error quotes the URL, which may hold a password.
+			bad("CXONE_BASE_URL", "want an http:// or https:// URL; this one does not parse")
+		case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			bad("CXONE_BASE_URL", "want an http:// or https:// URL, got %q", u.Redacted())
 		}
 	}
 	for _, d := range []struct {
