@@ -95,7 +95,7 @@ type drained struct{}
 // final set, it then stops taking new work.
 type flushRequest struct{ final bool }
 
-type flushed struct{ pending int }
+type flushed struct{}
 
 // abandonRequest asks the writer to dead-letter everything still held.
 type abandonRequest struct{ reason string }

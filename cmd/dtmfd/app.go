@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -384,7 +385,7 @@ func (a *app) logStart() {
 		return
 	}
 	if a.emu == nil {
-		a.log.Info("dtmfd started", "addr", a.Addr(), "api", a.cfg.apiBase(), "ivr", a.flow.Load().Name)
+		a.log.Info("dtmfd started", "addr", a.Addr(), "api", redacted(a.cfg.apiBase()), "ivr", a.flow.Load().Name)
 		return
 	}
 	url := "http://" + hostPort(a.Addr())
@@ -393,6 +394,15 @@ func (a *app) logStart() {
 	a.log.Info("open the web keypad at " + url + "/")
 	a.log.Info("or try: curl -d '{\"callId\":\"call-1\",\"digits\":\"2A1\"}' " + url +
 		"/simulator && curl " + url + "/emulator/writes")
+}
+
+// redacted returns a URL with any password replaced, for logs.
+func redacted(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 // hostPort makes a listen address dialable: ":8080" becomes

@@ -239,6 +239,8 @@ Usage:
   dtmfd [flags]                 run the service (local mode without credentials)
   dtmfd ivr check FILE          validate an IVR definition
   dtmfd ivr graph FILE          print an IVR definition as a Mermaid flowchart
+  dtmfd deadletter replay FILE  deliver the writes a dead-letter file holds
+  dtmfd sleep DURATION          wait, for a preStop hook in an image with no shell
   dtmfd version                 print the version
 
 Settings (flag, environment variable, default):

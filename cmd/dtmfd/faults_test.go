@@ -6,12 +6,14 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/dtmfd/dtmfd/transport/deadletter"
+	"github.com/dtmfd/dtmfd/transport/emulator"
 	"github.com/dtmfd/dtmfd/transport/variables"
 )
 
@@ -31,7 +33,7 @@ func (f *faultRun) playRest() { play(f.p.emu, f.rest, f.rng) }
 func (f *faultRun) waitLost(n int, within time.Duration) {
 	f.t.Helper()
 	waitWithin(f.t, "the stream to drop", within, func() bool {
-		return f.metric(f.t, "dtmfd_stream_disconnects_total") >= float64(n)
+		return counter(f.t, f.app, "dtmfd_stream_disconnects_total") >= float64(n)
 	})
 }
 
@@ -55,7 +57,7 @@ func (f *faultRun) waitTokenRequests(n int) {
 func (f *faultRun) waitDecided(n int) {
 	f.t.Helper()
 	waitWithin(f.t, "decisions", 10*time.Second, func() bool {
-		return f.metric(f.t, "dtmfd_calls_ended_total") >= float64(n)
+		return counter(f.t, f.app, "dtmfd_calls_ended_total") >= float64(n)
 	})
 }
 
@@ -65,8 +67,8 @@ func (f *faultRun) waitDecided(n int) {
 func (f *faultRun) waitSettled(n int) {
 	f.t.Helper()
 	waitWithin(f.t, "writes to settle", 10*time.Second, func() bool {
-		return f.metric(f.t, "dtmfd_write_latency_seconds_count") >= float64(n) &&
-			f.metric(f.t, "dtmfd_write_backlog") == 0
+		return counter(f.t, f.app, "dtmfd_write_latency_seconds_count") >= float64(n) &&
+			counter(f.t, f.app, "dtmfd_write_backlog") == 0
 	})
 }
 
@@ -91,12 +93,7 @@ func (f *faultRun) checkBackoff() {
 		f.t.Errorf("%d token requests within one second: token fetches do not back off", n)
 	}
 
-	byCall := map[string][]seenRequest{}
-	for _, rq := range f.p.seen("write") {
-		byCall[rq.call] = append(byCall[rq.call], rq)
-	}
-	for id, rs := range byCall {
-		slices.SortFunc(rs, func(a, b seenRequest) int { return a.at.Compare(b.at) })
+	for id, rs := range f.p.writesByCall() {
 		for i := 1; i < len(rs); i++ {
 			prev := rs[i-1]
 			if prev.status == http.StatusUnauthorized {
@@ -121,13 +118,8 @@ func requestTimes(rs []seenRequest) []time.Time {
 // retryAfterHonoured checks that no write followed a 429 sooner than d.
 func retryAfterHonoured(d time.Duration) func(*faultRun) {
 	return func(f *faultRun) {
-		byCall := map[string][]seenRequest{}
-		for _, rq := range f.p.seen("write") {
-			byCall[rq.call] = append(byCall[rq.call], rq)
-		}
 		limited := 0
-		for id, rs := range byCall {
-			slices.SortFunc(rs, func(a, b seenRequest) int { return a.at.Compare(b.at) })
+		for id, rs := range f.p.writesByCall() {
 			for i := 1; i < len(rs); i++ {
 				if rs[i-1].status != http.StatusTooManyRequests {
 					continue
@@ -147,7 +139,7 @@ func retryAfterHonoured(d time.Duration) func(*faultRun) {
 // disconnected checks that a lost stream was counted under code.
 func lostWithCode(code string) func(*faultRun) {
 	return func(f *faultRun) {
-		if n := f.metric(f.t, `dtmfd_stream_disconnects_total{code="`+code+`"}`); n < 1 {
+		if n := counter(f.t, f.app, `dtmfd_stream_disconnects_total{code="`+code+`"}`); n < 1 {
 			f.t.Errorf("stream disconnects with code %s = %v, want at least 1", code, n)
 		}
 	}
@@ -156,7 +148,7 @@ func lostWithCode(code string) func(*faultRun) {
 // atLeast checks that the metric lines starting with prefix sum to n or more.
 func metricAtLeast(prefix string, n float64) func(*faultRun) {
 	return func(f *faultRun) {
-		if got := f.metric(f.t, prefix); got < n {
+		if got := counter(f.t, f.app, prefix); got < n {
 			f.t.Errorf("%s = %v, want at least %v", prefix, got, n)
 		}
 	}
@@ -191,11 +183,11 @@ func writeFault(n, status int, header func() http.Header) func(*faultRun) {
 func tokenRefused(fault func(http.ResponseWriter, *http.Request) bool, n int) func(*faultRun) {
 	return func(f *faultRun) {
 		before := len(f.p.seen("token"))
-		f.p.setTokenFault(fault)
+		f.p.setFault("token", fault)
 		f.p.emu.ExpireTokens()
 		f.p.emu.CloseStreams(websocket.StatusGoingAway, "restarting")
 		f.waitTokenRequests(before + n)
-		f.p.setTokenFault(nil)
+		f.p.setFault("token", nil)
 		f.playRest()
 	}
 }
@@ -219,7 +211,11 @@ var faultCases = []struct {
 	// rejected is a call the platform refuses for good: it must be
 	// dead-lettered and every other call delivered.
 	rejected string
-	check    func(*faultRun)
+	// atLeastOnce rows lose replies to writes the platform accepted:
+	// dtmfd cannot tell those from writes that never arrived, so it
+	// sends them again, with the same values.
+	atLeastOnce bool
+	check       func(*faultRun)
 }{
 	// The voice stream.
 	{name: "stream closed 1001 going away", run: func(f *faultRun) {
@@ -261,15 +257,20 @@ var faultCases = []struct {
 	{name: "handshake refused 403", run: handshakeRefused(http.StatusForbidden)},
 	{name: "handshake refused 503", run: handshakeRefused(http.StatusServiceUnavailable)},
 	{name: "handshake never answered", run: func(f *faultRun) {
-		before := len(f.p.emu.StreamAttempts())
+		before := f.p.emu.StreamConnects()
 		remove := f.p.toxic(f.t, "timeout", "downstream", map[string]any{"timeout": 0})
 		f.p.emu.DropStreams()
-		f.waitAttempts(before + 1)
+		waitWithin(f.t, "the unanswered upgrade", 10*time.Second, func() bool {
+			return f.p.emu.StreamConnects() > before
+		})
+		// dtmfd gives up on the handshake when its HTTP client's 10 s
+		// timeout passes; removing the toxic sooner would close the
+		// connection and end the wait early.
+		waitWithin(f.t, "dtmfd to give up on the handshake", 15*time.Second, func() bool {
+			return f.logs.count("stream connect failed") >= 1
+		})
 		remove()
-		// The lost answer leaves the platform holding a stream dtmfd never
-		// saw open; keys sent now would go to it. dtmfd gives up on the
-		// handshake after its HTTP client's 10 s timeout and dials again.
-		f.waitReady(f.t, 20*time.Second)
+		f.waitReady(f.t, 10*time.Second)
 		f.playRest()
 	}},
 	{name: "pings unanswered", env: map[string]string{"DTMFD_PING_INTERVAL": "300ms"},
@@ -313,12 +314,12 @@ var faultCases = []struct {
 	{name: "token endpoint down", run: tokenRefused(tokenHangUp, 3),
 		check: metricAtLeast("dtmfd_token_failures_total", 2)},
 	{name: "token endpoint slow", run: func(f *faultRun) {
-		f.p.setTokenFault(tokenStall(2 * time.Second))
+		f.p.setFault("token", tokenStall(2*time.Second))
 		f.p.emu.ExpireTokens()
 		f.p.emu.CloseStreams(websocket.StatusGoingAway, "restarting")
 		f.playRest()
 		f.waitWrites(40)
-		f.p.setTokenFault(nil)
+		f.p.setFault("token", nil)
 	}},
 	{name: "token endpoint answers 500", run: func(f *faultRun) {
 		f.p.emu.FailTokens(3, http.StatusInternalServerError)
@@ -326,7 +327,7 @@ var faultCases = []struct {
 		f.p.emu.CloseStreams(websocket.StatusGoingAway, "restarting")
 		f.playRest()
 	}, check: metricAtLeast("dtmfd_token_failures_total", 3)},
-	{name: "token endpoint answers tokenNonsense", run: tokenRefused(tokenNonsense, 3),
+	{name: "token endpoint answers nonsense", run: tokenRefused(tokenNonsense, 3),
 		check: metricAtLeast("dtmfd_token_failures_total", 2)},
 	{name: "tokens expire early", run: func(f *faultRun) {
 		f.p.emu.ExpireTokens()
@@ -337,14 +338,14 @@ var faultCases = []struct {
 		f.playRest()
 		f.waitDecided(40)
 		before := len(f.p.seen("token"))
-		f.p.setTokenFault(tokenHangUp)
+		f.p.setFault("token", tokenHangUp)
 		f.p.emu.ExpireTokens()
 		f.p.emu.FailWrites(0, 0, nil)
 		waitWithin(f.t, "token requests", 10*time.Second, func() bool {
 			rs := f.p.seen("token")
 			return len(rs) > before && time.Since(rs[before].at) > 1500*time.Millisecond
 		})
-		f.p.setTokenFault(nil)
+		f.p.setFault("token", nil)
 	}},
 
 	// The variables endpoint.
@@ -378,6 +379,18 @@ var faultCases = []struct {
 		})
 		remove()
 	}},
+	{name: "write replies lost after the platform accepted them", atLeastOnce: true,
+		run: func(f *faultRun) {
+			f.p.emu.FailWrites(1<<30, http.StatusServiceUnavailable, nil)
+			f.playRest()
+			f.waitDecided(40)
+			remove := f.p.toxic(f.t, "reset_peer", "downstream", map[string]any{"timeout": 0})
+			f.p.emu.FailWrites(0, 0, nil)
+			waitWithin(f.t, "a write accepted twice", 10*time.Second, func() bool {
+				return len(f.p.emu.Writes()) > 40
+			})
+			remove()
+		}},
 	{name: "one interaction rejected with 400", rejected: "call-0025", run: func(f *faultRun) {
 		f.p.emu.RejectInteraction("call-0025", http.StatusBadRequest)
 		f.playRest()
@@ -385,28 +398,77 @@ var faultCases = []struct {
 }
 
 func TestFaults(t *testing.T) {
+	// The rows spend their time waiting on timers and the network, so
+	// they run side by side, more at once than -parallel's default of
+	// one per core; t.Run may be called from several goroutines.
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
 	for _, tt := range faultCases {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			p := newProxied(t)
-			r := launchAgainst(t, p, tt.env)
-			rng := rand.New(rand.NewPCG(7, 8))
-			calls := scripts(40, rng)
-			f := &faultRun{t: t, rigged: r, rng: rng, rest: calls[20:]}
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			t.Run(tt.name, func(t *testing.T) {
+				p := newProxied(t)
+				r := launchAgainst(t, p, tt.env)
+				rng := rand.New(rand.NewPCG(7, 8))
+				calls := scripts(40, rng)
+				f := &faultRun{t: t, rigged: r, rng: rng, rest: calls[20:]}
 
-			play(p.emu, calls[:20], rng)
-			f.waitSettled(20)
-			tt.run(f)
+				play(p.emu, calls[:20], rng)
+				f.waitSettled(20)
+				tt.run(f)
 
-			r.waitReady(t, 20*time.Second)
-			want := slices.DeleteFunc(slices.Clone(calls), func(c script) bool { return c.id == tt.rejected })
-			checkWrites(t, p.emu, want)
-			f.checkBackoff()
-			checkDeadLetters(t, r.dead, calls, tt.rejected)
-			if tt.check != nil {
-				tt.check(f)
-			}
+				r.waitReady(t, 20*time.Second)
+				want := slices.DeleteFunc(slices.Clone(calls), func(c script) bool { return c.id == tt.rejected })
+				if tt.atLeastOnce {
+					checkAtLeastOnce(t, p.emu, want)
+				} else {
+					checkWrites(t, p.emu, want)
+				}
+				f.checkBackoff()
+				checkDeadLetters(t, r.dead, calls, tt.rejected)
+				if tt.check != nil {
+					tt.check(f)
+				}
+			})
 		})
+	}
+	wg.Wait()
+}
+
+// checkAtLeastOnce asserts that each call got its expected write, any
+// copies of it carry the same values, nothing else was written, and at
+// least one write did arrive twice (else the row tested nothing).
+func checkAtLeastOnce(t *testing.T, emu *emulator.Emulator, calls []script) {
+	t.Helper()
+	got := map[string][]string{}
+	waitWithin(t, "a write for every call", 30*time.Second, func() bool {
+		clear(got)
+		for _, w := range emu.Writes() {
+			vars := make([]variables.Variable, len(w.Variables))
+			for i, v := range w.Variables {
+				vars[i] = variables.Variable(v)
+			}
+			got[w.InteractionID] = append(got[w.InteractionID], wireVars(vars))
+		}
+		return !slices.ContainsFunc(calls, func(c script) bool { return len(got[c.id]) == 0 })
+	})
+	twice := 0
+	for _, c := range calls {
+		g := got[c.id]
+		if len(g) == 0 || slices.ContainsFunc(g, func(s string) bool { return s != c.want }) {
+			t.Errorf("%s: writes %q, want [%s] at least once and nothing else", c.id, g, c.want)
+		}
+		if len(g) > 1 {
+			twice++
+		}
+		delete(got, c.id)
+	}
+	if len(got) > 0 {
+		t.Errorf("writes for calls that were never made: %v", keys(got))
+	}
+	if twice == 0 {
+		t.Error("no write arrived twice: the replies were not lost")
 	}
 }
 

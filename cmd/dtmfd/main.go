@@ -41,6 +41,8 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 			return ivrCommand(args[1:], stdout, stderr)
 		case "sleep":
 			return sleepCommand(args[1:], stderr)
+		case "deadletter":
+			return deadletterCommand(args[1:], stdout, stderr, getenv)
 		case "serve":
 			args = args[1:]
 		}

@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -24,8 +23,8 @@ import (
 
 // proxied is the emulator as dtmfd reaches it in the fault tests: through
 // a TCP proxy that injects network faults (toxiproxy, run in-process), then
-// a front handler that records every request and can fail token requests
-// in ways the emulator cannot (hang up, stall, answer nonsense).
+// a front handler that records every request and can fail token and write
+// requests in ways the emulator cannot (hang up, stall, answer nonsense).
 //
 //	dtmfd --> toxiproxy --> front handler --> emulator routes
 type proxied struct {
@@ -34,13 +33,15 @@ type proxied struct {
 	front *httptest.Server
 	// url is the proxy's address as dtmfd's CXONE_BASE_URL.
 	url string
+	// emuLogs are the emulator's own logs: what the platform saw.
+	emuLogs *capturedLogs
 
 	mu       sync.Mutex
 	requests []seenRequest
 	issued   []string
-	// tokenFault, when set, sees each token request first and reports
-	// whether it answered it.
-	tokenFault func(w http.ResponseWriter, r *http.Request) bool
+	// faults, by kind of request (token or write), see each request of
+	// that kind first and report whether they answered it.
+	faults map[string]func(w http.ResponseWriter, r *http.Request) bool
 }
 
 // seenRequest is one request the front handler saw.
@@ -59,8 +60,20 @@ var quietToxics sync.Once
 // is closed when the test ends, after the service.
 func newProxied(t testing.TB) *proxied {
 	t.Helper()
+	return newProxiedFor(t, testSecret)
+}
+
+// newProxiedFor is newProxied with a platform that accepts the client
+// secret secret.
+func newProxiedFor(t testing.TB, secret string) *proxied {
+	t.Helper()
 	quietToxics.Do(func() { zerolog.SetGlobalLevel(zerolog.Disabled) })
-	p := &proxied{emu: emulator.New(emulator.Options{ClientID: testID, ClientSecret: testSecret})}
+	p := &proxied{
+		emuLogs: &capturedLogs{t: t},
+		faults:  map[string]func(http.ResponseWriter, *http.Request) bool{},
+	}
+	p.emu = emulator.New(emulator.Options{ClientID: testID, ClientSecret: secret,
+		Logger: slog.New(slog.NewJSONHandler(p.emuLogs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	p.front = httptest.NewServer(p)
 	t.Cleanup(p.front.Close)
 	t.Cleanup(func() { p.emu.Close() })
@@ -76,7 +89,7 @@ func newProxied(t testing.TB) *proxied {
 }
 
 // ServeHTTP records the request and hands it to the emulator, or to the
-// token fault when one is set.
+// fault set for its kind.
 func (p *proxied) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	kind, call := classifyPath(r.URL.Path)
 	if kind == "stream" {
@@ -88,9 +101,9 @@ func (p *proxied) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	at := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, keep: kind == "token"}
 	p.mu.Lock()
-	fault := p.tokenFault
+	fault := p.faults[kind]
 	p.mu.Unlock()
-	if kind != "token" || fault == nil || !fault(rec, r) {
+	if fault == nil || !fault(rec, r) {
 		p.emu.Handler().ServeHTTP(rec, r)
 	}
 
@@ -149,11 +162,12 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection.
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-// setTokenFault makes f answer token requests; nil ends the fault.
-func (p *proxied) setTokenFault(f func(w http.ResponseWriter, r *http.Request) bool) {
+// setFault makes f see the requests of one kind (token or write) before
+// the emulator; nil ends the fault.
+func (p *proxied) setFault(kind string, f func(w http.ResponseWriter, r *http.Request) bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.tokenFault = f
+	p.faults[kind] = f
 }
 
 // tokenHangUp closes the connection without an answer, as an endpoint that is
@@ -196,6 +210,19 @@ func (p *proxied) seen(kind string) []seenRequest {
 		}
 	}
 	return out
+}
+
+// writesByCall returns the write requests of each call, in arrival
+// order.
+func (p *proxied) writesByCall() map[string][]seenRequest {
+	byCall := map[string][]seenRequest{}
+	for _, r := range p.seen("write") {
+		byCall[r.call] = append(byCall[r.call], r)
+	}
+	for _, rs := range byCall {
+		slices.SortFunc(rs, func(a, b seenRequest) int { return a.at.Compare(b.at) })
+	}
+	return byCall
 }
 
 // tokens returns every access token the platform issued.
@@ -241,9 +268,7 @@ type capturedLogs struct {
 func (l *capturedLogs) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
-		l.lines = append(l.lines, line)
-	}
+	l.lines = append(l.lines, strings.Split(strings.TrimRight(string(p), "\n"), "\n")...)
 	return len(p), nil
 }
 
@@ -286,7 +311,7 @@ type rigged struct {
 
 // launchAgainst starts dtmfd against p with env on top of the fault tests'
 // settings and waits until it is ready.
-func launchAgainst(t testing.TB, p *proxied, env map[string]string) *rigged {
+func launchAgainst(t *testing.T, p *proxied, env map[string]string) *rigged {
 	t.Helper()
 	r := &rigged{p: p, logs: &capturedLogs{t: t}, dead: filepath.Join(t.TempDir(), "dead.jsonl")}
 	settings := map[string]string{
@@ -319,7 +344,7 @@ func launchAgainst(t testing.TB, p *proxied, env map[string]string) *rigged {
 			r.logs.dump()
 		}
 	})
-	t.Cleanup(func() { r.shutdownTB(t) })
+	t.Cleanup(func() { r.shutdown(t) })
 
 	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer wcancel()
@@ -328,23 +353,6 @@ func launchAgainst(t testing.TB, p *proxied, env map[string]string) *rigged {
 	}
 	r.waitReady(t, 10*time.Second)
 	return r
-}
-
-// shutdownTB stops dtmfd as SIGTERM does and waits for it to exit.
-func (r *rigged) shutdownTB(t testing.TB) {
-	t.Helper()
-	r.stop()
-	select {
-	case err, ok := <-r.done:
-		if ok && err != nil {
-			t.Errorf("dtmfd exited with %v", err)
-		}
-		if ok {
-			close(r.done)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("dtmfd did not exit within its grace period")
-	}
 }
 
 // ready reports whether /readyz answers 200.
@@ -361,28 +369,6 @@ func (r *rigged) ready() bool {
 func (r *rigged) waitReady(t testing.TB, within time.Duration) {
 	t.Helper()
 	waitWithin(t, "dtmfd to be ready", within, r.ready)
-}
-
-// metric sums the /metrics samples whose line starts with prefix.
-func (r *rigged) metric(t testing.TB, prefix string) float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + r.app.Addr() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-
-	var sum float64
-	for _, line := range strings.Split(string(body), "\n") {
-		if !strings.HasPrefix(line, prefix) {
-			continue
-		}
-		if v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
-			sum += v
-		}
-	}
-	return sum
 }
 
 // waitWithin polls cond until it holds or d passes.

@@ -115,6 +115,14 @@ func bearer(header string) (string, bool) {
 // fault says otherwise.
 func (e *Emulator) serveWrite(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	// Read the body first: only a server reading its request notices a
+	// client that gave up, so a delayed write whose client timed out is
+	// then not recorded as accepted.
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		replyError(w, http.StatusBadRequest, "invalid_request")
+		return
+	}
 	if !e.delayWrite(r.Context()) {
 		replyError(w, http.StatusServiceUnavailable, "service_unavailable")
 		return
@@ -135,11 +143,6 @@ func (e *Emulator) serveWrite(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
-		replyError(w, http.StatusBadRequest, "invalid_request")
-		return
-	}
 	vars, err := parseVariables(body)
 	if err != nil {
 		e.log.Debug("bad write body", "interactionId", id, "err", err)

@@ -101,8 +101,9 @@ func (r *Redis) Save(ctx context.Context, callID string, version int64, state []
 
 // Overdue returns calls whose timer was due before t.
 func (r *Redis) Overdue(ctx context.Context, t time.Time, limit int) ([]string, error) {
-	ids, err := r.client.ZRangeByScore(ctx, r.wakeKey(), &redis.ZRangeBy{
-		Min: "1", Max: strconv.FormatInt(t.UnixMilli(), 10), Count: int64(limit),
+	ids, err := r.client.ZRangeArgs(ctx, redis.ZRangeArgs{
+		Key: r.wakeKey(), ByScore: true,
+		Start: "1", Stop: strconv.FormatInt(t.UnixMilli(), 10), Count: int64(limit),
 	}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read overdue calls: %w", err)
