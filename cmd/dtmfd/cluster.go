@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 
@@ -25,20 +24,14 @@ type clusterSettings struct {
 	StoreURL string
 }
 
-// bind registers the cluster settings on fs.
-func (c *clusterSettings) bind(fs *flag.FlagSet) []setting {
-	var list []setting
-	str := func(p *string, name, env, def, usage string) {
-		fs.StringVar(p, name, def, usage)
-		list = append(list, setting{name, env, usage})
-	}
+// bind registers the cluster settings.
+func (c *clusterSettings) bind(b *binder) {
+	str := b.str
 	str(&c.Mode, "cluster", "DTMFD_CLUSTER", "off", "run as one of several replicas: off, local (members on this machine) or kubernetes")
 	str(&c.Name, "cluster-name", "DTMFD_CLUSTER_NAME", "dtmfd", "cluster name; replicas of one name share calls")
 	str(&c.Host, "cluster-host", "DTMFD_CLUSTER_HOST", "", "address other replicas reach this one at (the pod IP; default: loopback in local mode)")
-	fs.IntVar(&c.Port, "cluster-port", 6330, "port replicas talk to each other on")
-	list = append(list, setting{"cluster-port", "DTMFD_CLUSTER_PORT", "port replicas talk to each other on"})
+	b.num(&c.Port, "cluster-port", "DTMFD_CLUSTER_PORT", 6330, "port replicas talk to each other on")
 	str(&c.StoreURL, "store-url", "DTMFD_STORE_URL", "", "Redis URL holding the calls' state, redis://[:password@]host:port/db; required with DTMFD_CLUSTER")
-	return list
 }
 
 // enabled reports whether dtmfd joins a cluster.

@@ -53,29 +53,48 @@ type setting struct {
 	flag, env, usage string
 }
 
+// binder registers settings on a flag set and lists them with their
+// environment variables, for parseConfig and the -h text.
+type binder struct {
+	fs   *flag.FlagSet
+	list []setting
+}
+
+func (b *binder) add(name, env, usage string) {
+	b.list = append(b.list, setting{name, env, usage})
+}
+
+func (b *binder) str(p *string, name, env, def, usage string) {
+	b.fs.StringVar(p, name, def, usage)
+	b.add(name, env, usage)
+}
+
+func (b *binder) dur(p *time.Duration, name, env string, def time.Duration, usage string) {
+	b.fs.DurationVar(p, name, def, usage)
+	b.add(name, env, usage)
+}
+
+func (b *binder) num(p *int, name, env string, def int, usage string) {
+	b.fs.IntVar(p, name, def, usage)
+	b.add(name, env, usage)
+}
+
+func (b *binder) flag(p *bool, name, env string, usage string) {
+	b.fs.BoolVar(p, name, false, usage)
+	b.add(name, env, usage)
+}
+
 // bind registers every setting on fs with its default.
 func (c *config) bind(fs *flag.FlagSet) []setting {
-	var list []setting
-	str := func(p *string, name, env, def, usage string) {
-		fs.StringVar(p, name, def, usage)
-		list = append(list, setting{name, env, usage})
-	}
-	dur := func(p *time.Duration, name, env string, def time.Duration, usage string) {
-		fs.DurationVar(p, name, def, usage)
-		list = append(list, setting{name, env, usage})
-	}
-	num := func(p *int, name, env string, def int, usage string) {
-		fs.IntVar(p, name, def, usage)
-		list = append(list, setting{name, env, usage})
-	}
+	b := &binder{fs: fs}
+	str, dur, num := b.str, b.dur, b.num
 
 	str(&c.Tenant, "tenant", "CXONE_TENANT", "", "CXone tenant name; without credentials dtmfd runs in local mode")
 	str(&c.ClientID, "client-id", "CXONE_CLIENT_ID", "", "OAuth client id")
 	str(&c.ClientSecret, "client-secret", "CXONE_CLIENT_SECRET", "", "OAuth client secret")
 	str(&c.ClientSecretFile, "client-secret-file", "CXONE_CLIENT_SECRET_FILE", "", "file holding the OAuth client secret")
 	str(&c.BaseURL, "base-url", "CXONE_BASE_URL", "", "API base URL (default https://{tenant}.cxone.com); the stream URL is the same with ws(s)")
-	fs.BoolVar(&c.TokenForm, "token-form", false, "send the token request form-encoded (RFC 6749) instead of JSON")
-	list = append(list, setting{"token-form", "CXONE_TOKEN_FORM", "send the token request form-encoded (RFC 6749) instead of JSON"})
+	b.flag(&c.TokenForm, "token-form", "CXONE_TOKEN_FORM", "send the token request form-encoded (RFC 6749) instead of JSON")
 
 	str(&c.CAFile, "ca-file", "CXONE_CA_FILE", "", "PEM file of CA certificates trusted for the platform, in addition to the system's")
 
@@ -94,14 +113,15 @@ func (c *config) bind(fs *flag.FlagSet) []setting {
 	dur(&c.PingInterval, "ping-interval", "DTMFD_PING_INTERVAL", 15*time.Second, "voice stream keep-alive ping interval")
 
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
-	list = append(list, setting{"log-level", "DTMFD_LOG_LEVEL", "log level: debug, info, warn or error"})
+	b.add("log-level", "DTMFD_LOG_LEVEL", "log level: debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "DTMFD_LOG_FORMAT", "auto", "log format: json, text, or auto (text on a terminal, JSON otherwise)")
 
 	str(&c.Simulator, "simulator", "DTMFD_SIMULATOR", "auto", "serve POST /simulator and the web keypad: on, off, or auto (on in local mode only)")
 	str(&c.SimulatorToken, "simulator-token", "DTMFD_SIMULATOR_TOKEN", "", "bearer token the simulator requires; needed to turn it on outside local mode")
 	str(&c.SimulatorAddr, "simulator-addr", "DTMFD_SIMULATOR_ADDR", "", "separate listen address for the simulator (default: DTMFD_ADDR)")
-	list = append(list, c.CXone.bind(fs)...)
-	return append(list, c.Cluster.bind(fs)...)
+	c.CXone.bind(b)
+	c.Cluster.bind(b)
+	return b.list
 }
 
 // parseConfig reads the environment, then args, and checks the result.

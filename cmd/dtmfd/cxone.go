@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -51,13 +50,9 @@ type cxoneSettings struct {
 	PromptAudio         string
 }
 
-// bind registers the cxone profile's settings on fs.
-func (s *cxoneSettings) bind(fs *flag.FlagSet) []setting {
-	var list []setting
-	str := func(p *string, name, env, def, usage string) {
-		fs.StringVar(p, name, def, usage)
-		list = append(list, setting{name, env, usage})
-	}
+// bind registers the cxone profile's settings.
+func (s *cxoneSettings) bind(b *binder) {
+	str := b.str
 
 	str(&s.Profile, "profile", "DTMFD_PROFILE", profileTutorial,
 		"platform contract: tutorial (voice stream, variables) or cxone (Studio/VAH in, Signal API out)")
@@ -75,10 +70,8 @@ func (s *cxoneSettings) bind(fs *flag.FlagSet) []setting {
 		"cxone: token endpoint (default: from the issuer's OpenID configuration)")
 	str(&s.APIEndpoint, "cxone-api-endpoint", "CXONE_API_ENDPOINT", "",
 		"cxone: API base such as https://api-na1.niceincontact.com (default: discovered)")
-	fs.IntVar(&s.APIVersion, "cxone-api-version", cxone.DefaultAPIVersion,
+	b.num(&s.APIVersion, "cxone-api-version", "CXONE_API_VERSION", cxone.DefaultAPIVersion,
 		"cxone: REST API version of the Signal path")
-	list = append(list, setting{"cxone-api-version", "CXONE_API_VERSION",
-		"cxone: REST API version of the Signal path"})
 	str(&s.Scope, "cxone-scope", "CXONE_SCOPE", "",
 		"cxone: scope sent with the password grant, if any")
 	str(&s.SignalParams, "signal-params", "DTMFD_SIGNAL_PARAMS", "ivr_status,ivr_selection",
@@ -89,7 +82,6 @@ func (s *cxoneSettings) bind(fs *flag.FlagSet) []setting {
 		"cxone: file holding the ingress credential")
 	str(&s.PromptAudio, "prompt-audio", "DTMFD_PROMPT_AUDIO", "",
 		"cxone: VAH audioFilePath for a prompt, {prompt} replaced by its id (default: the id as text)")
-	return list
 }
 
 // enabled reports whether the cxone profile is selected.

@@ -23,7 +23,7 @@ func cxoneArgs(t *testing.T, args ...string) cxoneSettings {
 	var s cxoneSettings
 	fs := flag.NewFlagSet("dtmfd", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	s.bind(fs)
+	s.bind(&binder{fs: fs})
 	if err := fs.Parse(args); err != nil {
 		t.Fatal(err)
 	}
