@@ -11,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"sync"
@@ -70,9 +69,7 @@ type CXone struct {
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every change
 	closed  bool
-	srv     *http.Server
-	ln      net.Listener
-	served  chan struct{}
+	srv     *server // nil until Start
 
 	access   map[string]time.Time // access token to expiry
 	refresh  map[string]bool      // live refresh tokens
@@ -130,23 +127,12 @@ func (c *CXone) Start() error {
 	if c.srv != nil {
 		return errors.New("start cxone emulator: already started")
 	}
-	ln, err := net.Listen("tcp", c.opts.Addr)
+	srv, err := serve(c.opts.Addr, c.mux, c.log)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", c.opts.Addr, err)
+		return err
 	}
-
-	c.ln = ln
-	c.srv = &http.Server{
-		Handler:           c.mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(c.log.Handler(), slog.LevelDebug),
-	}
-	c.served = make(chan struct{})
-	go func() {
-		defer close(c.served)
-		_ = c.srv.Serve(ln)
-	}()
-	c.log.Info("cxone emulator listening", "url", "http://"+ln.Addr().String())
+	c.srv = srv
+	c.log.Info("cxone emulator listening", "url", srv.url())
 	return nil
 }
 
@@ -156,10 +142,7 @@ func (c *CXone) URL() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 
-	if c.ln == nil {
-		return ""
-	}
-	return "http://" + c.ln.Addr().String()
+	return c.srv.url()
 }
 
 // Handler returns the emulator's routes, for mounting on another server.
@@ -178,19 +161,15 @@ func (c *CXone) Close() error {
 	}
 	c.closed = true
 	c.broadcastLocked()
-	srv, served := c.srv, c.served
+	srv := c.srv
 	c.mu.Unlock()
 
 	if srv == nil {
 		return nil
 	}
-	err := srv.Close()
-	<-served
+	err := srv.close()
 	c.log.Info("cxone emulator closed")
-	if err != nil {
-		return fmt.Errorf("close server: %w", err)
-	}
-	return nil
+	return err
 }
 
 func (c *CXone) broadcastLocked() {

@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -82,9 +81,7 @@ type Emulator struct {
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every change waiters see
 	closed  bool
-	srv     *http.Server
-	ln      net.Listener
-	served  chan struct{} // closed when srv.Serve returns
+	srv     *server // nil until Start
 	tokens  map[string]time.Time
 	writes  []Write
 	faults  faults
@@ -145,23 +142,12 @@ func (e *Emulator) Start() error {
 		return errors.New("start emulator: already started")
 	}
 
-	ln, err := net.Listen("tcp", e.opts.Addr)
+	srv, err := serve(e.opts.Addr, e.mux, e.log)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", e.opts.Addr, err)
+		return err
 	}
-	e.ln = ln
-	e.srv = &http.Server{
-		Handler:           e.mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelDebug),
-	}
-	e.served = make(chan struct{})
-	go func() {
-		defer close(e.served)
-		e.srv.Serve(ln)
-	}()
-
-	e.log.Info("emulator listening", "url", "http://"+ln.Addr().String())
+	e.srv = srv
+	e.log.Info("emulator listening", "url", srv.url())
 	return nil
 }
 
@@ -171,10 +157,7 @@ func (e *Emulator) URL() string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 
-	if e.ln == nil {
-		return ""
-	}
-	return "http://" + e.ln.Addr().String()
+	return e.srv.url()
 }
 
 // Handler returns the emulator's routes, for mounting on another server
@@ -198,23 +181,15 @@ func (e *Emulator) Close() error {
 		code:   websocket.StatusGoingAway,
 		reason: "emulator closing",
 	})
-	srv, served := e.srv, e.served
+	srv := e.srv
 	e.mu.Unlock()
 
 	e.closeEnded(ended)
-
-	var err error
-	if srv != nil {
-		err = srv.Close()
-		<-served
-	}
+	err := srv.close()
 	e.handlers.Wait()
 
 	e.log.Info("emulator closed")
-	if err != nil {
-		return fmt.Errorf("close server: %w", err)
-	}
-	return nil
+	return err
 }
 
 // broadcastLocked wakes every waiter so it checks its condition again.
