@@ -232,7 +232,8 @@ func (n *node) loop(ctx context.Context, sh *shared) {
 func (n *node) poke(ctx context.Context, sh *shared) {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.PokeInterval)
 	defer cancel()
-	if _, err := n.request(ctx, KindSingleton, n.cfg.SingletonKey, &clusterpb.Poke{}); err != nil && ctx.Err() == nil {
+	_, err := n.request(ctx, KindSingleton, n.cfg.SingletonKey, &clusterpb.Poke{})
+	if err != nil && ctx.Err() == nil {
 		sh.log.Warn("singleton did not answer", "error", err)
 	}
 }

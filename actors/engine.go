@@ -315,8 +315,9 @@ func (e *Engine) ask(ctx context.Context, pid *actor.PID, msg any) (any, error) 
 
 // Drain shuts the engine down without losing a decision: it refuses new
 // calls, lets open calls decide until callsBy, then delivers every pending
-// write until ctx ends. Whatever is still undelivered then is recorded as
-// a dead letter. The engine takes no more work afterwards.
+// write until ctx ends. Whatever is still undelivered then stays in the
+// journal, or without one is recorded as a dead letter. The engine takes
+// no more work afterwards.
 func (e *Engine) Drain(ctx context.Context, callsBy time.Time) error {
 	callsCtx, cancel := context.WithDeadline(ctx, callsBy)
 	_, err := e.ask(callsCtx, e.ingress, &drainRequest{})
@@ -332,7 +333,8 @@ func (e *Engine) Drain(ctx context.Context, callsBy time.Time) error {
 	}
 	e.cancel()
 	e.system.Root.Send(e.writer, &abandonRequest{reason: "shutdown grace period ended before delivery"})
-	if _, ferr := e.system.Root.RequestFuture(e.writer, &flushRequest{final: true}, time.Second).Result(); ferr != nil {
+	flush := e.system.Root.RequestFuture(e.writer, &flushRequest{final: true}, time.Second)
+	if _, ferr := flush.Result(); ferr != nil {
 		return fmt.Errorf("drain writer: %w", ferr)
 	}
 	return fmt.Errorf("drain writer: %w", err)

@@ -246,7 +246,11 @@ func (a *app) platform() (base, id, secret string, err error) {
 	}
 
 	id, secret = "local-"+uuid.NewString(), uuid.NewString()
-	a.emu = emulator.New(emulator.Options{ClientID: id, ClientSecret: secret, Logger: a.log.With("component", "emulator")})
+	a.emu = emulator.New(emulator.Options{
+		ClientID:     id,
+		ClientSecret: secret,
+		Logger:       a.log.With("component", "emulator"),
+	})
 	if err := a.emu.Start(); err != nil {
 		return "", "", "", fmt.Errorf("start emulator: %w", err)
 	}
@@ -356,8 +360,12 @@ func (a *app) run(ctx context.Context) error {
 	defer cancel()
 	err := a.engine.Drain(graceCtx, start.Add(a.cfg.Grace/2))
 	if err != nil {
-		a.log.Error("shutdown grace period ended with writes pending; they are in the dead-letter file",
-			"path", a.cfg.DeadLetters, "error", err)
+		keptIn := a.cfg.DeadLetters
+		if a.jrnl != nil {
+			keptIn = a.cfg.Journal
+		}
+		a.log.Error("shutdown grace period ended with writes pending",
+			"keptIn", keptIn, "error", err)
 	}
 
 	if a.hub != nil {
@@ -385,7 +393,8 @@ func (a *app) logStart() {
 		return
 	}
 	if a.emu == nil {
-		a.log.Info("dtmfd started", "addr", a.Addr(), "api", redacted(a.cfg.apiBase()), "ivr", a.flow.Load().Name)
+		a.log.Info("dtmfd started", "addr", a.Addr(), "api", redacted(a.cfg.apiBase()),
+			"ivr", a.flow.Load().Name)
 		return
 	}
 	url := "http://" + hostPort(a.Addr())

@@ -27,11 +27,16 @@ type clusterSettings struct {
 // bind registers the cluster settings.
 func (c *clusterSettings) bind(b *binder) {
 	str := b.str
-	str(&c.Mode, "cluster", "DTMFD_CLUSTER", "off", "run as one of several replicas: off, local (members on this machine) or kubernetes")
-	str(&c.Name, "cluster-name", "DTMFD_CLUSTER_NAME", "dtmfd", "cluster name; replicas of one name share calls")
-	str(&c.Host, "cluster-host", "DTMFD_CLUSTER_HOST", "", "address other replicas reach this one at (the pod IP; default: loopback in local mode)")
-	b.num(&c.Port, "cluster-port", "DTMFD_CLUSTER_PORT", 6330, "port replicas talk to each other on")
-	str(&c.StoreURL, "store-url", "DTMFD_STORE_URL", "", "Redis URL holding the calls' state, redis://[:password@]host:port/db; required with DTMFD_CLUSTER")
+	str(&c.Mode, "cluster", "DTMFD_CLUSTER", "off",
+		"run as one of several replicas: off, local (members on this machine) or kubernetes")
+	str(&c.Name, "cluster-name", "DTMFD_CLUSTER_NAME", "dtmfd",
+		"cluster name; replicas of one name share calls")
+	str(&c.Host, "cluster-host", "DTMFD_CLUSTER_HOST", "",
+		"address other replicas reach this one at (the pod IP; default: loopback in local mode)")
+	b.num(&c.Port, "cluster-port", "DTMFD_CLUSTER_PORT", 6330,
+		"port replicas talk to each other on")
+	str(&c.StoreURL, "store-url", "DTMFD_STORE_URL", "",
+		"Redis URL holding the calls' state, redis://[:password@]host:port/db; required with DTMFD_CLUSTER")
 }
 
 // enabled reports whether dtmfd joins a cluster.

@@ -89,36 +89,54 @@ func (c *config) bind(fs *flag.FlagSet) []setting {
 	b := &binder{fs: fs}
 	str, dur, num := b.str, b.dur, b.num
 
-	str(&c.Tenant, "tenant", "CXONE_TENANT", "", "CXone tenant name; without credentials dtmfd runs in local mode")
+	str(&c.Tenant, "tenant", "CXONE_TENANT", "",
+		"CXone tenant name; without credentials dtmfd runs in local mode")
 	str(&c.ClientID, "client-id", "CXONE_CLIENT_ID", "", "OAuth client id")
 	str(&c.ClientSecret, "client-secret", "CXONE_CLIENT_SECRET", "", "OAuth client secret")
-	str(&c.ClientSecretFile, "client-secret-file", "CXONE_CLIENT_SECRET_FILE", "", "file holding the OAuth client secret")
-	str(&c.BaseURL, "base-url", "CXONE_BASE_URL", "", "API base URL (default https://{tenant}.cxone.com); the stream URL is the same with ws(s)")
-	b.flag(&c.TokenForm, "token-form", "CXONE_TOKEN_FORM", "send the token request form-encoded (RFC 6749) instead of JSON")
+	str(&c.ClientSecretFile, "client-secret-file", "CXONE_CLIENT_SECRET_FILE", "",
+		"file holding the OAuth client secret")
+	str(&c.BaseURL, "base-url", "CXONE_BASE_URL", "",
+		"API base URL (default https://{tenant}.cxone.com); the stream URL is the same with ws(s)")
+	b.flag(&c.TokenForm, "token-form", "CXONE_TOKEN_FORM",
+		"send the token request form-encoded (RFC 6749) instead of JSON")
 
-	str(&c.CAFile, "ca-file", "CXONE_CA_FILE", "", "PEM file of CA certificates trusted for the platform, in addition to the system's")
+	str(&c.CAFile, "ca-file", "CXONE_CA_FILE", "",
+		"PEM file of CA certificates trusted for the platform, in addition to the system's")
 
-	str(&c.IVR, "ivr", "DTMFD_IVR", "", "IVR definition file, YAML or JSON (default: the built-in example tree)")
-	dur(&c.InputTimeout, "input-timeout", "DTMFD_INPUT_TIMEOUT", 10*time.Second, "timeout for a key when the IVR definition sets none")
+	str(&c.IVR, "ivr", "DTMFD_IVR", "",
+		"IVR definition file, YAML or JSON (default: the built-in example tree)")
+	dur(&c.InputTimeout, "input-timeout", "DTMFD_INPUT_TIMEOUT", 10*time.Second,
+		"timeout for a key when the IVR definition sets none")
 	str(&c.Addr, "addr", "DTMFD_ADDR", ":8080", "HTTP listen address")
-	dur(&c.Grace, "shutdown-grace", "DTMFD_SHUTDOWN_GRACE", 25*time.Second, "time allowed on shutdown for open calls to decide and writes to be delivered")
-	str(&c.DeadLetters, "dead-letters", "DTMFD_DEAD_LETTERS", "dtmfd-dead-letters.jsonl", "file that records writes given up on (JSON lines)")
+	dur(&c.Grace, "shutdown-grace", "DTMFD_SHUTDOWN_GRACE", 25*time.Second,
+		"time allowed on shutdown for open calls to decide and writes to be delivered")
+	str(&c.DeadLetters, "dead-letters", "DTMFD_DEAD_LETTERS", "dtmfd-dead-letters.jsonl",
+		"file that records writes given up on (JSON lines)")
 
-	str(&c.Journal, "journal", "DTMFD_JOURNAL", "", "file that keeps decisions until delivered, so a crash loses none (default: none)")
+	str(&c.Journal, "journal", "DTMFD_JOURNAL", "",
+		"file that keeps decisions until delivered, so a crash loses none (default: none)")
 	num(&c.Writers, "writers", "DTMFD_WRITERS", 64, "writes in flight at once")
-	dur(&c.WriteDeadline, "write-deadline", "DTMFD_WRITE_DEADLINE", 2*time.Minute, "how long a write is retried before it is recorded as a dead letter")
-	num(&c.MaxCalls, "max-calls", "DTMFD_MAX_CALLS", 200000, "open calls at most; new calls past it are refused")
-	num(&c.MaxBacklog, "max-backlog", "DTMFD_MAX_BACKLOG", 100000, "interactions waiting to be written at most; past it decisions go to the dead letters")
+	dur(&c.WriteDeadline, "write-deadline", "DTMFD_WRITE_DEADLINE", 2*time.Minute,
+		"how long a write is retried before it is recorded as a dead letter")
+	num(&c.MaxCalls, "max-calls", "DTMFD_MAX_CALLS", 200000,
+		"open calls at most; new calls past it are refused")
+	num(&c.MaxBacklog, "max-backlog", "DTMFD_MAX_BACKLOG", 100000,
+		"interactions waiting to be written at most; past it decisions go to the dead letters")
 	num(&c.MaxKeys, "max-keys", "DTMFD_MAX_KEYS", 256, "keys one call may press at most")
-	dur(&c.PingInterval, "ping-interval", "DTMFD_PING_INTERVAL", 15*time.Second, "voice stream keep-alive ping interval")
+	dur(&c.PingInterval, "ping-interval", "DTMFD_PING_INTERVAL", 15*time.Second,
+		"voice stream keep-alive ping interval")
 
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	b.add("log-level", "DTMFD_LOG_LEVEL", "log level: debug, info, warn or error")
-	str(&c.LogFormat, "log-format", "DTMFD_LOG_FORMAT", "auto", "log format: json, text, or auto (text on a terminal, JSON otherwise)")
+	str(&c.LogFormat, "log-format", "DTMFD_LOG_FORMAT", "auto",
+		"log format: json, text, or auto (text on a terminal, JSON otherwise)")
 
-	str(&c.Simulator, "simulator", "DTMFD_SIMULATOR", "auto", "serve POST /simulator and the web keypad: on, off, or auto (on in local mode only)")
-	str(&c.SimulatorToken, "simulator-token", "DTMFD_SIMULATOR_TOKEN", "", "bearer token the simulator requires; needed to turn it on outside local mode")
-	str(&c.SimulatorAddr, "simulator-addr", "DTMFD_SIMULATOR_ADDR", "", "separate listen address for the simulator (default: DTMFD_ADDR)")
+	str(&c.Simulator, "simulator", "DTMFD_SIMULATOR", "auto",
+		"serve POST /simulator and the web keypad: on, off, or auto (on in local mode only)")
+	str(&c.SimulatorToken, "simulator-token", "DTMFD_SIMULATOR_TOKEN", "",
+		"bearer token the simulator requires; needed to turn it on outside local mode")
+	str(&c.SimulatorAddr, "simulator-addr", "DTMFD_SIMULATOR_ADDR", "",
+		"separate listen address for the simulator (default: DTMFD_ADDR)")
 	c.CXone.bind(b)
 	c.Cluster.bind(b)
 	return b.list
@@ -162,7 +180,8 @@ func (c *config) check() error {
 	}
 	hasSecret := c.ClientSecret != "" || c.ClientSecretFile != ""
 	if (c.ClientID == "") != !hasSecret {
-		bad("CXONE_CLIENT_ID", "set it together with CXONE_CLIENT_SECRET (or _FILE), or neither for local mode")
+		bad("CXONE_CLIENT_ID",
+			"set it together with CXONE_CLIENT_SECRET (or _FILE), or neither for local mode")
 	}
 	errs = append(errs, c.CXone.check(c.ClientID, hasSecret)...)
 	errs = append(errs, c.Cluster.check()...)
