@@ -5,10 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster/clusterproviders/automanaged"
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/k8s"
-	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
 
 	"github.com/dtmfd/dtmfd/actors"
 	"github.com/dtmfd/dtmfd/transport/store"
@@ -22,6 +26,10 @@ type clusterSettings struct {
 	Host     string
 	Port     int
 	StoreURL string
+	// DiscoveryPort and Peers are local mode's membership: each member
+	// answers on DiscoveryPort, and polls every address in Peers.
+	DiscoveryPort int
+	Peers         string
 }
 
 // bind registers the cluster settings.
@@ -35,6 +43,10 @@ func (c *clusterSettings) bind(b *binder) {
 		"address other replicas reach this one at (the pod IP; default: loopback in local mode)")
 	b.num(&c.Port, "cluster-port", "DTMFD_CLUSTER_PORT", 6330,
 		"port replicas talk to each other on")
+	b.num(&c.DiscoveryPort, "cluster-discovery-port", "DTMFD_CLUSTER_DISCOVERY_PORT", 6340,
+		"local mode: port this member answers its peers' membership checks on (all interfaces)")
+	str(&c.Peers, "cluster-peers", "DTMFD_CLUSTER_PEERS", "",
+		"local mode: every member's discovery address, host:port, comma separated, this one's included (default: this member alone)")
 	str(&c.StoreURL, "store-url", "DTMFD_STORE_URL", "",
 		"Redis URL holding the calls' state, redis://[:password@]host:port/db; required with DTMFD_CLUSTER")
 }
@@ -58,6 +70,16 @@ func (c *clusterSettings) check() []error {
 	}
 	if c.Port < 0 || c.Port > 65535 {
 		errs = append(errs, fmt.Errorf("DTMFD_CLUSTER_PORT: want a port, got %d", c.Port))
+	}
+	if c.DiscoveryPort < 1 || c.DiscoveryPort > 65535 {
+		errs = append(errs, fmt.Errorf("DTMFD_CLUSTER_DISCOVERY_PORT: want a port, got %d", c.DiscoveryPort))
+	}
+	if c.Mode == "local" {
+		for _, p := range c.peers() {
+			if _, port, err := net.SplitHostPort(p); err != nil || port == "" {
+				errs = append(errs, fmt.Errorf("DTMFD_CLUSTER_PEERS: want host:port, got %q", p))
+			}
+		}
 	}
 	return errs
 }
@@ -99,6 +121,25 @@ func startEngine(ctx context.Context, cs clusterSettings, tenant string, cfg act
 	return eng, st, nil
 }
 
+// peers lists local mode's discovery addresses; without any, the member
+// finds only itself.
+func (c *clusterSettings) peers() []string {
+	var out []string
+	for p := range strings.SplitSeq(c.Peers, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		out = []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(c.DiscoveryPort))}
+	}
+	return out
+}
+
+// localRefresh is how often a local member polls its peers: a crashed
+// member leaves the others' member list within about this long.
+const localRefresh = time.Second
+
 // clusterProvider is how members find each other, and the host to bind.
 func clusterProvider(cs clusterSettings) (cluster.ClusterProvider, string, error) {
 	if cs.Mode == "kubernetes" {
@@ -112,7 +153,10 @@ func clusterProvider(cs clusterSettings) (cluster.ClusterProvider, string, error
 	if host == "" {
 		host = "127.0.0.1"
 	}
-	return test.NewTestProvider(test.NewInMemAgent()), host, nil
+	// Several processes on one machine (or a fixed set of hosts) find
+	// each other through protoactor's automanaged provider: each member
+	// serves its own description over HTTP and polls the listed peers.
+	return automanaged.NewWithConfig(localRefresh, cs.DiscoveryPort, cs.peers()...), host, nil
 }
 
 type nopCloser struct{}
