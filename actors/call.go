@@ -44,6 +44,15 @@ type call struct {
 	outbox *Write
 	// inputAt is when the deciding input was received.
 	inputAt time.Time
+
+	// lastRequest and lastReply are the last Step that carried a request
+	// id and the reply it got, given again if the platform repeats it.
+	lastRequest string
+	lastReply   *StepReply
+	// over is set once the call decided, hung up or was abandoned: it
+	// takes no more input. told is set once the ingress knows.
+	over bool
+	told bool
 }
 
 func newCall(sh *shared, id string, flow *ivrspec.Flow, platformTimed bool) *call {
@@ -68,6 +77,9 @@ func (c *call) Receive(ctx actor.Context) {
 	case *actor.Stopped:
 		c.sh.metrics.CallClosed()
 	}
+	if c.over {
+		c.tell(ctx, "", nil)
+	}
 }
 
 func (c *call) start(ctx actor.Context) {
@@ -81,6 +93,10 @@ func (c *call) start(ctx actor.Context) {
 }
 
 func (c *call) digit(ctx actor.Context, d *Digit) {
+	if c.over {
+		c.sh.metrics.Event("dtmf", metrics.OutcomeUnknownCall)
+		return
+	}
 	if c.keys == 0 && !c.begun && !c.platformTimed && c.sess.Timer() == ivrspec.TimerPrompt {
 		// dtmfd learns of this call from a key, so it cannot have timed
 		// the first prompt: take it as played, or a start node without
@@ -132,7 +148,7 @@ func (c *call) countDigit(node *ivrspec.Node, key byte, o ivrspec.Outcome) strin
 }
 
 func (c *call) timeout(ctx actor.Context, m *timerFired) {
-	if m.gen != c.gen || c.sess.Done() {
+	if m.gen != c.gen || c.over || c.sess.Done() {
 		return
 	}
 	c.stopTimer = nil
@@ -143,8 +159,7 @@ func (c *call) timeout(ctx actor.Context, m *timerFired) {
 		c.logger().Warn("call abandoned: no key accepted within the idle limit",
 			"idle", now.Sub(c.lastInput).String())
 		c.sh.metrics.CallEnded("abandoned", c.sess.Node().ID, -1)
-		ctx.Send(c.sh.ingress, &ended{callID: c.id})
-		ctx.Poison(ctx.Self())
+		c.finish(ctx)
 		return
 	}
 
@@ -158,20 +173,35 @@ func (c *call) timeout(ctx actor.Context, m *timerFired) {
 }
 
 // step runs one platform-driven turn and answers with what comes next.
+// A repeat of the last turn is answered as that turn was, and applied
+// no second time.
 func (c *call) step(ctx actor.Context, s *Step) {
-	ctx.Respond(c.runStep(ctx, s))
+	if s.RequestID != "" && s.RequestID == c.lastRequest {
+		c.logger().Debug("repeated turn answered again", "requestId", s.RequestID)
+		ctx.Respond(c.lastReply.clone())
+		return
+	}
+
+	r := c.runStep(ctx, s)
+	if s.RequestID != "" {
+		c.lastRequest, c.lastReply = s.RequestID, r
+	}
+	ctx.Respond(r.clone())
+
+	if c.over {
+		c.tell(ctx, s.RequestID, r)
+	}
 }
 
 // runStep runs one platform-driven turn and returns what comes next.
 func (c *call) runStep(ctx actor.Context, s *Step) *StepReply {
-	if c.sess.Done() {
+	if c.over || c.sess.Done() {
 		return &StepReply{Ended: true}
 	}
 	if s.Hangup {
 		c.logger().Info("caller hung up before a decision")
 		c.sh.metrics.CallEnded("hangup", c.sess.Node().ID, -1)
-		ctx.Send(c.sh.ingress, &ended{callID: c.id})
-		ctx.Poison(ctx.Self())
+		c.finish(ctx)
 		return &StepReply{Ended: true}
 	}
 
@@ -304,8 +334,27 @@ func (c *call) decide(ctx actor.Context, d *ivrspec.Decision, inputAt time.Time)
 	c.sh.log.Info("call decided", "callId", c.id, "node", d.From, "end", d.End,
 		"reason", d.Reason, "decisionId", w.ID, "variables", logVars(d.Variables))
 
-	ctx.Send(c.sh.ingress, &ended{callID: c.id})
-	ctx.Poison(ctx.Self())
+	c.finish(ctx)
+}
+
+// finish ends the call: it takes no more input. A grain stops itself. On
+// a single node the ingress stops the call when told, which puts the stop
+// behind every message it routed here, so each of those is answered.
+func (c *call) finish(ctx actor.Context) {
+	c.over = true
+	if c.sh.store != nil {
+		ctx.Poison(ctx.Self())
+	}
+}
+
+// tell lets the ingress know, once, that the call is over. requestID and
+// reply are those of the Step that ended the call, if one did.
+func (c *call) tell(ctx actor.Context, requestID string, reply *StepReply) {
+	if c.told {
+		return
+	}
+	c.told = true
+	ctx.Send(c.sh.ingress, &ended{callID: c.id, requestID: requestID, reply: reply})
 }
 
 // logger returns a logger carrying the call id and its current node.

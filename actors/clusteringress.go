@@ -84,12 +84,23 @@ func (in *clusterIngress) step(ctx actor.Context, s *Step) {
 		ctx.Respond(ErrDraining)
 		return
 	}
+	id := in.nextID()
+	if s.RequestID != "" {
+		id = callerRequestID(s.RequestID)
+	}
 	in.enqueue(ctx, s.CallID, &outbound{
-		msg: &clusterpb.Step{RequestId: in.nextID(), Keys: s.Keys, Hangup: s.Hangup,
+		msg: &clusterpb.Step{RequestId: id, Keys: s.Keys, Hangup: s.Hangup,
 			ReceivedUnixNano: unixNano(s.Received)},
 		replyTo: ctx.Sender(),
 	})
 }
+
+// callerRequestID is the grain's request id for a Step whose caller named
+// it, so that the caller's repeat of the Step, through this member or
+// another, is answered with the saved reply. An id nextID makes is a
+// member id (a short UUID) and a base-36 count joined by "-": it never
+// holds a ':', so no caller's id can equal one.
+func callerRequestID(id string) string { return "step:" + id }
 
 func (in *clusterIngress) enqueue(ctx actor.Context, callID string, o *outbound) {
 	if in.draining && o.replyTo == nil {

@@ -19,10 +19,11 @@ type ingress struct {
 	flow func() *ivrspec.Flow
 
 	calls map[string]*actor.PID
-	// ended remembers calls that decided, for endedTTL, so a key pressed
+	// ended remembers calls that are over, for endedTTL, so a key pressed
 	// after the decision is refused instead of starting the call again
-	// (and timing it out later).
-	ended map[string]time.Time
+	// (and timing it out later), and a repeat of the turn that ended a
+	// call gets the reply it got.
+	ended map[string]tombstone
 
 	draining bool
 	waiters  []*actor.PID
@@ -42,6 +43,23 @@ var (
 	ErrTooManyCalls = errors.New("open call limit reached")
 )
 
+// tombstone is what the ingress keeps of a call that is over: when it
+// ended and, if a Step ended it, that Step's request id and reply.
+type tombstone struct {
+	at        time.Time
+	requestID string
+	reply     *StepReply
+}
+
+// answer replies to a Step for the ended call: with the reply the call
+// gave, when s repeats the Step that ended it, or else that it ended.
+func (t tombstone) answer(s *Step) *StepReply {
+	if s.RequestID != "" && s.RequestID == t.requestID && t.reply != nil {
+		return t.reply.clone()
+	}
+	return &StepReply{Ended: true}
+}
+
 // sweep is the periodic clean-up of ended calls.
 type sweep struct{}
 
@@ -50,7 +68,7 @@ func newIngress(sh *shared, flow func() *ivrspec.Flow) *ingress {
 		sh:    sh,
 		flow:  flow,
 		calls: make(map[string]*actor.PID),
-		ended: make(map[string]time.Time),
+		ended: make(map[string]tombstone),
 	}
 }
 
@@ -67,7 +85,7 @@ func (in *ingress) Receive(ctx actor.Context) {
 	case *Begin:
 		in.begin(ctx, m)
 	case *ended:
-		in.ended[m.callID] = in.sh.clock.Now()
+		in.end(ctx, m)
 	case *actor.Terminated:
 		in.forget(ctx, m.Who)
 		clearVacated(ctx)
@@ -124,13 +142,18 @@ func (in *ingress) begin(ctx actor.Context, b *Begin) {
 }
 
 // routeStep forwards a Step to its call, keeping the asker as sender so
-// the call answers it directly.
+// the call answers it directly. A call that is over is answered here,
+// even while its actor is still stopping.
 func (in *ingress) routeStep(ctx actor.Context, s *Step) {
+	if t, ok := in.ended[s.CallID]; ok {
+		ctx.Respond(t.answer(s))
+		return
+	}
 	if pid, ok := in.calls[s.CallID]; ok {
 		ctx.Forward(pid)
 		return
 	}
-	if _, ok := in.ended[s.CallID]; ok || s.Hangup {
+	if s.Hangup {
 		ctx.Respond(&StepReply{Ended: true})
 		return
 	}
@@ -146,6 +169,16 @@ func (in *ingress) routeStep(ctx actor.Context, s *Step) {
 	}
 	in.calls[s.CallID] = pid
 	ctx.Forward(pid)
+}
+
+// end remembers a call that is over and stops its actor. The stop is
+// queued behind every message already routed to the call, so the call
+// answers each of them before it stops.
+func (in *ingress) end(ctx actor.Context, m *ended) {
+	in.ended[m.callID] = tombstone{at: in.sh.clock.Now(), requestID: m.requestID, reply: m.reply}
+	if pid, ok := in.calls[m.callID]; ok {
+		ctx.Poison(pid)
+	}
 }
 
 // admit says whether a new call may start.
@@ -188,7 +221,7 @@ func (in *ingress) forget(ctx actor.Context, who *actor.PID) {
 		if _, ok := in.ended[id]; !ok {
 			// Stopped without a decision (a crash): refuse its keys too,
 			// rather than restart the call from the top.
-			in.ended[id] = in.sh.clock.Now()
+			in.ended[id] = tombstone{at: in.sh.clock.Now()}
 		}
 	}
 	in.answerDrain(ctx)
@@ -213,8 +246,8 @@ func (in *ingress) scheduleSweep(ctx actor.Context) {
 
 func (in *ingress) sweep(ctx actor.Context) {
 	cutoff := in.sh.clock.Now().Add(-in.sh.endedTTL)
-	for id, at := range in.ended {
-		if at.Before(cutoff) {
+	for id, t := range in.ended {
+		if t.at.Before(cutoff) {
 			delete(in.ended, id)
 		}
 	}

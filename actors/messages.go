@@ -81,9 +81,15 @@ type DeadLetter struct {
 // armed with; a later arm or a stop makes it stale.
 type timerFired struct{ gen uint32 }
 
-// ended tells the ingress that a call actor decided and is stopping, so a
-// late key for it is refused rather than starting a new call.
-type ended struct{ callID string }
+// ended tells the ingress that a call is over, so that a late key for it
+// is refused rather than starting a new call. When a Step ended the call,
+// requestID and reply are that Step's, so a repeat of it gets the same
+// reply.
+type ended struct {
+	callID    string
+	requestID string
+	reply     *StepReply
+}
 
 // drainRequest asks the ingress to refuse new calls and answer when no
 // call is open.
@@ -134,6 +140,11 @@ type Stats struct {
 // it captured, then the end of that input.
 type Step struct {
 	CallID string
+	// RequestID identifies a turn that the platform may send again, as
+	// when its reply was lost. A Step with the RequestID of the call's
+	// last Step is answered with that Step's reply and changes nothing.
+	// Empty applies every Step.
+	RequestID string
 	// Keys are the keys captured this turn, in order; empty means the
 	// caller pressed nothing before the platform's timeout.
 	Keys string
@@ -155,4 +166,11 @@ type StepReply struct {
 	Ended   bool
 	NoInput int
 	NoMatch int
+}
+
+// clone returns a copy of r, so that a reply given again is not shared
+// with whoever got it first.
+func (r *StepReply) clone() *StepReply {
+	c := *r
+	return &c
 }

@@ -3,6 +3,8 @@ package cxone
 import (
 	"encoding/json"
 	"log/slog"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -14,6 +16,9 @@ func FuzzParseStudioRequest(f *testing.F) {
 	f.Add([]byte(`{"contactId":1e3,"event":"timeout"}`))
 	f.Add([]byte(`{"contactId":"1","event":"hangup","digits":"1"}`))
 	f.Add([]byte(`{"contactId":"1","event":"digits","digit":"1"}`))
+	f.Add([]byte(`{"contactId":"1","event":"digits","digits":"1","turn":7}`))
+	f.Add([]byte(`{"contactId":"1","event":"timeout","turn":"0"}`))
+	f.Add([]byte(`{"contactId":"1","event":"start","turn":null}`))
 
 	f.Fuzz(func(t *testing.T, body []byte) {
 		_, tr, err := parseStudioRequest(body)
@@ -23,6 +28,9 @@ func FuzzParseStudioRequest(f *testing.F) {
 		if checkContactID(tr.contactID) != nil || checkKeys(tr.keys) != nil {
 			t.Fatalf("accepted %q as %+v", body, tr)
 		}
+		if tr.requestID != "" && !isTurnRequestID(tr.requestID) {
+			t.Fatalf("accepted %q with request id %q", body, tr.requestID)
+		}
 		if tr.kind < turnStart || tr.kind > turnHangup {
 			t.Fatalf("accepted %q with no turn kind", body)
 		}
@@ -30,6 +38,13 @@ func FuzzParseStudioRequest(f *testing.F) {
 			t.Fatalf("accepted keys %q on a %v turn", tr.keys, tr.kind)
 		}
 	})
+}
+
+// isTurnRequestID reports whether id names a Studio turn numbered from 1.
+func isTurnRequestID(id string) bool {
+	n, ok := strings.CutPrefix(id, "studio:")
+	v, err := strconv.ParseInt(n, 10, 64)
+	return ok && err == nil && v >= 1 && strconv.FormatInt(v, 10) == n
 }
 
 func FuzzParseVAHRequest(f *testing.F) {

@@ -176,6 +176,9 @@ type turn struct {
 	// session is the instance named in the state the platform handed
 	// back, or "" when it handed none back.
 	session string
+	// requestID identifies a turn the platform may send again; "" when
+	// the request carries nothing that does.
+	requestID string
 }
 
 // The statuses of an outcome, as both endpoints report them.
@@ -223,8 +226,8 @@ func (c *core) run(ctx context.Context, t turn) (outcome, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.StepTimeout)
 	defer cancel()
 
-	step := &actors.Step{CallID: t.contactID, Keys: t.keys, Hangup: t.kind == turnHangup,
-		Received: time.Now()}
+	step := &actors.Step{CallID: t.contactID, RequestID: t.requestID, Keys: t.keys,
+		Hangup: t.kind == turnHangup, Received: time.Now()}
 	r, err := c.opts.Engine.Step(ctx, step)
 	if err != nil {
 		if dl, _ := ctx.Deadline(); !time.Now().Before(dl) {

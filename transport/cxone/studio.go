@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/dtmfd/dtmfd/transport/metrics"
@@ -30,12 +31,14 @@ const (
 
 // studioRequest is the body a Studio REST API action posts: the contact,
 // what happened, and the keys its Capture action collected. Session is
-// the session value of the previous reply, if the script keeps it.
+// the session value of the previous reply, if the script keeps it. Turn,
+// if the script counts its turns, tells a turn sent again from a new one.
 type studioRequest struct {
-	ContactID contactID `json:"contactId"`
-	Event     string    `json:"event"`
-	Digits    string    `json:"digits,omitempty"`
-	Session   string    `json:"session,omitempty"`
+	ContactID contactID       `json:"contactId"`
+	Event     string          `json:"event"`
+	Digits    string          `json:"digits,omitempty"`
+	Session   string          `json:"session,omitempty"`
+	Turn      json.RawMessage `json:"turn,omitempty"`
 }
 
 // studioReply is the JSON a Studio script reads into a dynamic variable.
@@ -103,10 +106,11 @@ func (h *Studio) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// TODO(dtmfd): the REST API action sends a request again when it sees
-	// no reply; a turn whose reply was lost in transit is then applied
-	// twice. Failures dtmfd sees are answered 200 to avoid that; making a
-	// turn idempotent needs a turn number kept by the call actor.
+	// The REST API action sends a request again when it sees no reply. A
+	// request with a turn number is applied once: the call answers a repeat
+	// of its last turn with the reply that turn got. Without one, a turn
+	// whose reply was lost in transit is applied twice. Failures dtmfd sees
+	// are answered 200, so the action has no failure to send again.
 	o, err := h.c.run(r.Context(), t)
 	if err != nil {
 		h.c.opts.Metrics.Event(h.c.kind, metrics.OutcomeShed)
@@ -137,6 +141,13 @@ func parseStudioRequest(body []byte) (studioRequest, turn, error) {
 	if err := checkContactID(t.contactID); err != nil {
 		return req, turn{}, fmt.Errorf("contactId: %w", err)
 	}
+	n, err := parseTurnNumber(req.Turn)
+	if err != nil {
+		return req, turn{}, fmt.Errorf("turn: %w", err)
+	}
+	if n > 0 {
+		t.requestID = "studio:" + strconv.FormatInt(n, 10)
+	}
 	if err := checkKeys(req.Digits); err != nil {
 		return req, turn{}, fmt.Errorf("digits: %w", err)
 	}
@@ -159,6 +170,26 @@ func parseStudioRequest(body []byte) (studioRequest, turn, error) {
 		return req, turn{}, fmt.Errorf("event %s takes no digits", req.Event)
 	}
 	return req, t, nil
+}
+
+// parseTurnNumber reads the turn field: a whole number from 1, as a JSON
+// number or as a string holding one, which is what a script's snippet
+// builds. It returns 0 when the field is absent or null.
+func parseTurnNumber(raw json.RawMessage) (int64, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, nil
+	}
+	s := string(raw)
+	if raw[0] == '"' {
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return 0, fmt.Errorf("decode string: %w", err)
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 1 {
+		return 0, errors.New("not a whole number of 1 or more")
+	}
+	return n, nil
 }
 
 func (h *Studio) studioReply(t turn, o outcome) studioReply {

@@ -116,6 +116,14 @@ func TestStudioRefusesBadRequests(t *testing.T) {
 		{"unknown event", testAuth, `{"contactId":"1","event":"dtmf"}`, 400, "event"},
 		{"not a key", testAuth, `{"contactId":"1","event":"digits","digits":"12x"}`, 400, "key 3"},
 		{"digits on timeout", testAuth, `{"contactId":"1","event":"timeout","digits":"1"}`, 400, "no digits"},
+		{"turn zero", testAuth, `{"contactId":"1","event":"start","turn":0}`, 400, "turn: not a whole number"},
+		{"negative turn", testAuth, `{"contactId":"1","event":"start","turn":-2}`, 400, "turn: not"},
+		{"fractional turn", testAuth, `{"contactId":"1","event":"start","turn":1.5}`, 400, "turn: not"},
+		{"turn in exponent form", testAuth, `{"contactId":"1","event":"start","turn":1e2}`, 400, "turn: not"},
+		{"turn not a number", testAuth, `{"contactId":"1","event":"start","turn":"two"}`, 400, "turn: not"},
+		{"empty turn", testAuth, `{"contactId":"1","event":"start","turn":""}`, 400, "turn: not"},
+		{"turn a boolean", testAuth, `{"contactId":"1","event":"start","turn":true}`, 400, "turn: not"},
+		{"turn too large", testAuth, `{"contactId":"1","event":"start","turn":9223372036854775808}`, 400, "turn: not"},
 		{"too big", testAuth, `{"contactId":"1","event":"start","session":"` +
 			strings.Repeat("x", maxBody) + `"}`, 413, "larger"},
 	}
@@ -166,6 +174,26 @@ func TestStudioTurns(t *testing.T) {
 			body: `{"contactId":"4600123","event":"start"}`,
 			want: studioReply{Action: "collect", Status: "started", ContactID: "4600123",
 				Session: "inst-1", Node: "main_menu", Prompt: "welcome_main_menu",
+				Collect: &studioCollect{MinDigits: 1, MaxDigits: 1, StripTerminator: true,
+					TimeoutSeconds: 8, InterDigitTimeoutSeconds: 8}},
+		},
+		{
+			name:   "a turn number names the request",
+			body:   `{"contactId":"4600123","event":"digits","digits":"1","turn":3}`,
+			answer: waitAt(flow, "main_menu", ""),
+			step:   &actors.Step{CallID: "4600123", RequestID: "studio:3", Keys: "1"},
+			want: studioReply{Action: "collect", Status: "waiting", ContactID: "4600123",
+				Session: "inst-1", Node: "main_menu",
+				Collect: &studioCollect{MinDigits: 1, MaxDigits: 1, StripTerminator: true,
+					TimeoutSeconds: 8, InterDigitTimeoutSeconds: 8}},
+		},
+		{
+			name:   "a turn number in a string, as a snippet builds it",
+			body:   `{"contactId":"4600123","event":"timeout","turn":"12"}`,
+			answer: waitAt(flow, "main_menu", ""),
+			step:   &actors.Step{CallID: "4600123", RequestID: "studio:12"},
+			want: studioReply{Action: "collect", Status: "waiting", ContactID: "4600123",
+				Session: "inst-1", Node: "main_menu",
 				Collect: &studioCollect{MinDigits: 1, MaxDigits: 1, StripTerminator: true,
 					TimeoutSeconds: 8, InterDigitTimeoutSeconds: 8}},
 		},
@@ -264,7 +292,8 @@ func TestStudioTurns(t *testing.T) {
 			case tt.step == nil && len(steps) > 0:
 				t.Errorf("engine stepped: %+v", steps)
 			case tt.step != nil && (len(steps) != 1 || steps[0].CallID != tt.step.CallID ||
-				steps[0].Keys != tt.step.Keys || steps[0].Hangup != tt.step.Hangup):
+				steps[0].Keys != tt.step.Keys || steps[0].Hangup != tt.step.Hangup ||
+				steps[0].RequestID != tt.step.RequestID):
 				t.Errorf("steps = %+v, want one like %+v", steps, tt.step)
 			}
 		})
