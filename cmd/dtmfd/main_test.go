@@ -1,17 +1,16 @@
 package main
 
 import (
+	"os"
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/dtmfd/dtmfd/actors/leakcheck"
 )
 
 // TestMain fails the package's tests if any goroutine outlives them, and
-// removes the dtmfd binary the process tests built. The actor system's
-// dead-letter throttle runs one goroutine for a second after a message
-// reaches a stopped actor; it ends on its own and is not a leak.
+// removes the dtmfd binary the process tests built.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"),
-		goleak.Cleanup(func(int) { removeBinary() }))
+	code := leakcheck.Run(m)
+	removeBinary()
+	os.Exit(code)
 }

@@ -3,13 +3,10 @@ package flowtest_test
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/dtmfd/dtmfd/actors/leakcheck"
 )
 
-// TestMain fails the package's tests if any goroutine outlives them. The
-// actor system's dead-letter throttle runs one goroutine for a second after
-// a message reaches a stopped actor; it ends on its own and is not a leak.
+// TestMain fails the package's tests if any goroutine outlives them.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"))
+	leakcheck.Main(m)
 }
