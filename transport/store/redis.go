@@ -99,12 +99,39 @@ func (r *Redis) Save(ctx context.Context, callID string, version int64, state []
 	return n == 1, nil
 }
 
-// Overdue returns calls whose timer was due before t.
+// overdueScript lists up to ARGV[2] calls in the wake set due by
+// ARGV[1], longest overdue first. A call whose state expired has no timer
+// left: it is dropped from the set instead, and the next due call takes
+// its place, so expired calls never crowd out live ones. Call keys are
+// ARGV[3] followed by the call's id.
+var overdueScript = redis.NewScript(`
+local limit = tonumber(ARGV[2])
+local out = {}
+while #out < limit do
+  local want = limit - #out
+  local ids = redis.call('ZRANGE', KEYS[1], 1, ARGV[1], 'BYSCORE', 'LIMIT', #out, want)
+  local gone = 0
+  for _, id in ipairs(ids) do
+    if redis.call('EXISTS', ARGV[3] .. id) == 1 then
+      out[#out + 1] = id
+    else
+      redis.call('ZREM', KEYS[1], id)
+      gone = gone + 1
+    end
+  end
+  if gone == 0 or #ids < want then break end
+end
+return out
+`)
+
+// Overdue returns up to limit calls whose timer was due before t, and
+// forgets the timers of calls whose state expired.
 func (r *Redis) Overdue(ctx context.Context, t time.Time, limit int) ([]string, error) {
-	ids, err := r.client.ZRangeArgs(ctx, redis.ZRangeArgs{
-		Key: r.wakeKey(), ByScore: true,
-		Start: "1", Stop: strconv.FormatInt(t.UnixMilli(), 10), Count: int64(limit),
-	}).Result()
+	if limit <= 0 {
+		return nil, nil
+	}
+	ids, err := overdueScript.Run(ctx, r.client, []string{r.wakeKey()},
+		t.UnixMilli(), limit, r.callKey("")).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("read overdue calls: %w", err)
 	}
