@@ -28,18 +28,26 @@ func dockerStages(t *testing.T) []stage {
 	return stages
 }
 
-// goVersion returns the major.minor of go.mod's go line.
+// goVersion returns the version of go.mod's go line, such as 1.27.3.
 func goVersion(t *testing.T) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(repoRoot, "go.mod"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindSubmatch(b)
+	m := regexp.MustCompile(`(?m)^go (\d+\.\d+(?:\.\d+)?)\s*$`).FindSubmatch(b)
 	if m == nil {
 		t.Fatal("go.mod has no go line")
 	}
 	return string(m[1])
+}
+
+// goRelease returns the major.minor of go.mod's go line, which names the
+// golang image tag that follows that release's newest patch.
+func goRelease(t *testing.T) string {
+	t.Helper()
+	v := strings.Split(goVersion(t), ".")
+	return v[0] + "." + v[1]
 }
 
 // buildRun returns the build stage's RUN of deploy/build.sh as argv,
@@ -80,7 +88,7 @@ func TestDockerfile(t *testing.T) {
 		name      string
 		got, want string
 	}{
-		{"build image follows go.mod", build.from, "golang:" + goVersion(t) + "-bookworm"},
+		{"build image follows go.mod", build.from, "golang:" + goRelease(t) + "-bookworm"},
 		{"binary copied from the build", strings.Join(final.find("COPY"), "; "),
 			"--from=" + build.name + " " + run[1] + " " + entrypoint(t)},
 		{"user is the pod's", strings.Join(final.find("USER"), "; "), user},
@@ -100,6 +108,37 @@ func TestDockerfile(t *testing.T) {
 	}
 	if deref(psc.RunAsUser) == 0 {
 		t.Error("runAsUser is 0: the image and the pod would run as root")
+	}
+}
+
+// TestToolchainFollowsGoMod checks that everything that runs the go command
+// for dtmfd asks for the Go of go.mod's go line. A go command configured
+// with GOTOOLCHAIN=local, as on the project's machines, refuses to build
+// with an older local Go instead of fetching the newer one, so CI, the
+// build script, the Taskfile and the README's first commands each name it.
+func TestToolchainFollowsGoMod(t *testing.T) {
+	t.Parallel()
+	want := "go" + goVersion(t)
+	pin := regexp.MustCompile(`GOTOOLCHAIN(?:=|:-|:\s+)(go\d+(?:\.\d+)*)`)
+
+	for _, file := range []string{".ci/run", "deploy/build.sh", "Taskfile.yml", "README.md"} {
+		t.Run(file, func(t *testing.T) {
+			t.Parallel()
+			b, err := os.ReadFile(filepath.Join(repoRoot, file))
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			pins := pin.FindAllSubmatch(b, -1)
+			if len(pins) == 0 {
+				t.Fatalf("%s sets no GOTOOLCHAIN, want %s", file, want)
+			}
+			for _, m := range pins {
+				if got := string(m[1]); got != want {
+					t.Errorf("%s sets GOTOOLCHAIN=%s, want %s as go.mod says", file, got, want)
+				}
+			}
+		})
 	}
 }
 
