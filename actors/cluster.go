@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/remote"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/dtmfd/dtmfd/actors/clusterpb"
 	"github.com/dtmfd/dtmfd/ivrspec"
@@ -68,9 +70,13 @@ type node struct {
 	cfg    ClusterConfig
 	store  Store
 	flow   func() *ivrspec.Flow
+	lookup *lookup
 	cancel context.CancelFunc
 	done   chan struct{}
-	left   sync.Once
+	// stopped stops the member's loops once; left leaves the cluster once.
+	stopped, left sync.Once
+	// handedOver is set once the member's grains went to the others.
+	handedOver atomic.Bool
 }
 
 // attemptTimeout bounds one try of a request to a grain; a try lost with
@@ -105,8 +111,18 @@ func StartCluster(cfg Config, cc ClusterConfig) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	eng.node = n
 
+	// Starting the member sets the actor system's address, which every
+	// spawn reads: the writer and the ingress must have spawned what they
+	// spawn at start before it.
+	pctx, pcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	err = eng.Ping(pctx)
+	pcancel()
+	if err != nil {
+		eng.Close()
+		return nil, fmt.Errorf("start cluster engine: %w", err)
+	}
+	eng.node = n
 	n.cl.StartMember()
 	ctx, stop := context.WithCancel(context.Background())
 	n.cancel = stop
@@ -151,7 +167,8 @@ func (n *node) config(cc ClusterConfig, sh *shared, cfg Config) *cluster.Config 
 			return &singleton{run: cc.Singleton, log: sh.log}
 		})))
 	}
-	return cluster.Configure(cc.Name, cc.Provider, newLookup(), rc,
+	n.lookup = newLookup(sh.metrics.Members)
+	return cluster.Configure(cc.Name, cc.Provider, n.lookup, rc,
 		cluster.WithKinds(kinds...),
 		cluster.WithHeartbeatExpiration(cc.HeartbeatExpiration),
 		cluster.WithRequestTimeout(attemptTimeout))
@@ -266,12 +283,43 @@ func (n *node) wake(ctx context.Context, sh *shared) {
 	}
 }
 
+// stopLoops stops waking overdue calls and asking for the singleton.
+func (n *node) stopLoops() {
+	n.stopped.Do(func() {
+		n.cancel()
+		<-n.done
+	})
+}
+
+// handOver moves this member's work to the others while its actors keep
+// running, so that a leaving member can still deliver the writes it
+// holds: it leaves the membership (the provider and gossip tell the
+// others), places calls only on the others, and stops its grains, whose
+// state is in the store; the stream's singleton starts again elsewhere.
+func (n *node) handOver(ctx context.Context) error {
+	n.stopLoops()
+	n.cl.Gossip.SetState(cluster.GracefullyLeftKey, &emptypb.Empty{})
+	if err := n.cl.Config.ClusterProvider.Shutdown(true); err != nil {
+		return fmt.Errorf("leave membership: %w", err)
+	}
+	n.handedOver.Store(true)
+	if err := n.lookup.retire(ctx); err != nil {
+		return fmt.Errorf("stop grains: %w", err)
+	}
+	return nil
+}
+
 // leave stops the member's loops and leaves the cluster; graceful hands
 // its grains over at once, otherwise the others notice it gone.
 func (n *node) leave(graceful bool) {
 	n.left.Do(func() {
-		n.cancel()
-		<-n.done
+		n.stopLoops()
+		if n.handedOver.Load() {
+			// The others let this member go already.
+			n.cl.ActorSystem.Shutdown()
+			n.cl.Remote.Shutdown(true)
+			return
+		}
 		n.cl.Shutdown(graceful)
 	})
 }
@@ -286,13 +334,12 @@ func (e *Engine) Leave(graceful bool) {
 		return
 	}
 	n := e.node
+	if graceful {
+		n.leave(true)
+		return
+	}
 	n.left.Do(func() {
-		n.cancel()
-		<-n.done
-		if graceful {
-			n.cl.Shutdown(true)
-			return
-		}
+		n.stopLoops()
 		n.cl.Remote.Shutdown(false)
 		n.cl.ActorSystem.Shutdown()
 	})

@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"context"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +23,12 @@ type lookup struct {
 	rdv       atomic.Pointer[cluster.Rendezvous]
 	placement *actor.PID
 	unsub     func()
+	// onTopology hears the member count after each topology change.
+	onTopology func(members int)
+	// retired is set once this member hands its grains over: it then
+	// places every grain on the other members, whatever the topology.
+	retired atomic.Bool
+	members atomic.Pointer[[]*cluster.Member]
 }
 
 const (
@@ -28,7 +36,11 @@ const (
 	activationTimeout = 2 * time.Second
 )
 
-func newLookup() *lookup { return &lookup{} }
+// newLookup returns the lookup; onTopology, if set, is told the number
+// of members after every topology change.
+func newLookup(onTopology func(members int)) *lookup {
+	return &lookup{onTopology: onTopology}
+}
 
 // Setup starts the placement actor and follows the topology.
 func (l *lookup) Setup(c *cluster.Cluster, _ []string, _ bool) {
@@ -44,12 +56,51 @@ func (l *lookup) Setup(c *cluster.Cluster, _ []string, _ bool) {
 		if !ok {
 			return
 		}
-		rdv := cluster.NewRendezvous()
-		rdv.UpdateMembers(t.Members)
-		l.rdv.Store(rdv)
+		members := t.Members
+		l.members.Store(&members)
+		l.place()
 		c.ActorSystem.Root.Send(l.placement, t)
+		if l.onTopology != nil {
+			l.onTopology(len(t.Members))
+		}
 	})
 	l.unsub = func() { c.ActorSystem.EventStream.Unsubscribe(sub) }
+}
+
+// place hashes over the members, leaving this one out once retired.
+func (l *lookup) place() {
+	members := *l.members.Load()
+	if l.retired.Load() {
+		me := l.cluster.ActorSystem.Address()
+		members = slices.DeleteFunc(slices.Clone(members), func(m *cluster.Member) bool {
+			return m.Address() == me
+		})
+	}
+	rdv := cluster.NewRendezvous()
+	rdv.UpdateMembers(members)
+	l.rdv.Store(rdv)
+}
+
+// retire hands this member's grains over: from now on it places grains
+// only on the others, and its placement actor stops every grain it
+// hosts (their state is in the store) and refuses new ones. It returns
+// once they have stopped or ctx ends.
+func (l *lookup) retire(ctx context.Context) error {
+	l.retired.Store(true)
+	if l.members.Load() != nil {
+		l.place()
+	}
+	timeout := time.Until(deadlineOf(ctx, 10*time.Second))
+	_, err := l.cluster.ActorSystem.Root.RequestFuture(l.placement, &retire{}, timeout).Result()
+	return err
+}
+
+// deadlineOf is ctx's deadline, or def from now without one.
+func deadlineOf(ctx context.Context, def time.Duration) time.Time {
+	if dl, ok := ctx.Deadline(); ok {
+		return dl
+	}
+	return time.Now().Add(def)
 }
 
 // Get returns the PID of a grain, activating it on its owner if needed.
@@ -92,7 +143,18 @@ func (l *lookup) Shutdown() {
 type placement struct {
 	cluster *cluster.Cluster
 	grains  map[string]grain
+	// retiring holds who asked to retire the member, answered once its
+	// last grain stopped; retired refuses activations from then on.
+	retiring []*actor.PID
+	retired  bool
 }
+
+// retire asks the placement actor to stop every grain here and to take
+// no more.
+type retire struct{}
+
+// retired answers a retire.
+type retired struct{}
 
 // grain is one activation on this member.
 type grain struct {
@@ -104,7 +166,19 @@ type grain struct {
 func (p *placement) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *cluster.ActivationRequest:
+		if p.retired {
+			// The asker retries on the grain's owner in its next topology.
+			ctx.Respond(&cluster.ActivationResponse{Failed: true})
+			return
+		}
 		p.activate(ctx, m)
+	case *retire:
+		p.retired = true
+		p.retiring = append(p.retiring, ctx.Sender())
+		for _, g := range p.grains {
+			ctx.Poison(g.pid)
+		}
+		p.answerRetire(ctx)
 	case *actor.Terminated:
 		for key, g := range p.grains {
 			if g.pid.Equal(m.Who) {
@@ -112,6 +186,7 @@ func (p *placement) Receive(ctx actor.Context) {
 				break
 			}
 		}
+		p.answerRetire(ctx)
 	case *cluster.ClusterTopology:
 		p.rebalance(ctx, m)
 	case *actor.Stopping:
@@ -119,6 +194,16 @@ func (p *placement) Receive(ctx actor.Context) {
 			ctx.Poison(g.pid)
 		}
 	}
+}
+
+func (p *placement) answerRetire(ctx actor.Context) {
+	if !p.retired || len(p.grains) > 0 {
+		return
+	}
+	for _, w := range p.retiring {
+		ctx.Send(w, &retired{})
+	}
+	p.retiring = nil
 }
 
 func (p *placement) activate(ctx actor.Context, m *cluster.ActivationRequest) {

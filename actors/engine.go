@@ -314,11 +314,22 @@ func (e *Engine) ask(ctx context.Context, pid *actor.PID, msg any) (any, error) 
 }
 
 // Drain shuts the engine down without losing a decision: it refuses new
-// calls, lets open calls decide until callsBy, then delivers every pending
-// write until ctx ends. Whatever is still undelivered then stays in the
+// calls, lets open calls decide until callsBy (a cluster member hands them
+// to the other members instead), then delivers every pending write until
+// ctx ends. Whatever is still undelivered then stays in the
 // journal, or without one is recorded as a dead letter. The engine takes
 // no more work afterwards.
 func (e *Engine) Drain(ctx context.Context, callsBy time.Time) error {
+	if e.node != nil {
+		// A member hands its calls to the others first: they go on
+		// there, and only the writes this member holds are left to it.
+		hctx, cancel := context.WithDeadline(ctx, callsBy)
+		err := e.node.handOver(hctx)
+		cancel()
+		if err != nil {
+			e.sh.log.Warn("calls not handed over cleanly; the others take them when they notice", "error", err)
+		}
+	}
 	callsCtx, cancel := context.WithDeadline(ctx, callsBy)
 	_, err := e.ask(callsCtx, e.ingress, &drainRequest{})
 	cancel()

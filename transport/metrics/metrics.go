@@ -44,6 +44,7 @@ type Metrics struct {
 	WriteRateLimited  prometheus.Counter
 	DeadLetters       prometheus.Counter
 	WriteBacklog      prometheus.Gauge
+	ClusterMembers    prometheus.Gauge
 	StreamConnects    prometheus.Counter
 	StreamDisconnects *prometheus.CounterVec
 	TokenRefreshes    prometheus.Counter
@@ -97,6 +98,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "dtmfd_write_backlog",
 			Help: "Interactions with a write waiting or in flight.",
 		}),
+		ClusterMembers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "dtmfd_cluster_members",
+			Help: "Members in this replica's view of its cluster, itself included; 0 when it runs alone.",
+		}),
 		StreamConnects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dtmfd_stream_connects_total",
 			Help: "Voice stream connections established.",
@@ -135,7 +140,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		reg.MustRegister(
 			m.Events, m.CallsOpen, m.CallsEnded, m.DecisionLatency,
 			m.WriteLatency, m.WriteAttempts, m.WriteRetries,
-			m.WriteRateLimited, m.DeadLetters, m.WriteBacklog,
+			m.WriteRateLimited, m.DeadLetters, m.WriteBacklog, m.ClusterMembers,
 			m.StreamConnects, m.StreamDisconnects, m.TokenRefreshes,
 			m.TokenFailures, m.IVRReloads,
 		)
@@ -217,6 +222,13 @@ func (m *Metrics) DeadLetter() {
 func (m *Metrics) Backlog(n int) {
 	if m != nil {
 		m.WriteBacklog.Set(float64(n))
+	}
+}
+
+// Members sets the number of cluster members this replica sees.
+func (m *Metrics) Members(n int) {
+	if m != nil {
+		m.ClusterMembers.Set(float64(n))
 	}
 }
 
