@@ -136,16 +136,42 @@ func (g *callGrain) restore(ctx actor.Context) {
 	g.sh.metrics.CallOpened()
 	g.sh.log.Debug("call restored", "callId", g.id, "node", c.sess.Node().ID, "version", version)
 
+	if c.sess.Done() {
+		if c.outbox != nil {
+			g.redeliver(ctx)
+		}
+		ctx.Poison(ctx.Self())
+		return
+	}
 	if c.outbox != nil {
 		ctx.Send(g.sh.writer, c.outbox)
 		g.sent = true
 	}
-	if c.sess.Done() {
-		ctx.Poison(ctx.Self())
-		return
-	}
 	if !c.deadline.IsZero() {
 		c.arm(ctx, max(c.deadline.Sub(g.sh.clock.Now()), 0))
+	}
+}
+
+// redeliver hands a restored decision to the writer again unless it was
+// delivered: the member that decided it may have died before writing it.
+// Saving the call again sets its next wake, in case this member goes too.
+func (g *callGrain) redeliver(ctx actor.Context) {
+	sctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	id := decisionID(g.id)
+	claim, err := g.sh.store.Claim(sctx, id, g.sh.member, claimTTL)
+	switch {
+	case err != nil:
+		g.sh.log.Warn("delivery of a restored decision not checked; it is tried again later",
+			"callId", g.id, "error", err)
+	case claim == ClaimDelivered:
+		// Delivered: only the call's wake is left to clear.
+		if err := g.sh.store.Accept(sctx, g.id, id, acceptedTTL); err != nil {
+			g.sh.log.Warn("delivered call's wake not cleared", "callId", g.id, "error", err)
+		}
+	default:
+		g.sh.log.Info("restored decision handed to the writer again", "callId", g.id)
+		g.save(ctx, g.lastReq, g.last)
 	}
 }
 
@@ -171,6 +197,11 @@ func (g *callGrain) save(ctx actor.Context, reqID string, reply *clusterpb.StepR
 	ttl := g.ttl
 	if g.c.sess.Done() {
 		wake, ttl = time.Time{}, max(g.sh.endedTTL, claimTTL)+acceptedTTL
+		if g.c.outbox != nil {
+			// Until its delivery takes the call off the index, another
+			// member wakes it once a claim on it would have expired.
+			wake = g.sh.clock.Now().Add(claimTTL)
+		}
 	}
 
 	sctx, cancel := context.WithTimeout(context.Background(), storeTimeout)

@@ -54,7 +54,7 @@ func (s *memStore) Claim(_ context.Context, decisionID, _ string, _ time.Duratio
 	return ClaimMine, nil
 }
 
-func (s *memStore) Accept(_ context.Context, decisionID string, _ time.Duration) error {
+func (s *memStore) Accept(_ context.Context, _, decisionID string, _ time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.accepted[decisionID] = true

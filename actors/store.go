@@ -33,8 +33,9 @@ type Store interface {
 	// reports ClaimHeld while another owner holds an unexpired claim and
 	// ClaimDelivered once the decision was accepted by the platform.
 	Claim(ctx context.Context, decisionID, owner string, ttl time.Duration) (Claim, error)
-	// Accept records that the platform accepted a decision.
-	Accept(ctx context.Context, decisionID string, ttl time.Duration) error
+	// Accept records that the platform accepted callID's decision, and
+	// takes the call off the index Overdue reads.
+	Accept(ctx context.Context, callID, decisionID string, ttl time.Duration) error
 }
 
 // Claim is the answer to Store.Claim.

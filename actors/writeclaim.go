@@ -55,7 +55,7 @@ func (wk *worker) write(a *attempt) error {
 	ctx, cancel := context.WithTimeout(wk.ctx, storeTimeout)
 	defer cancel()
 	for _, id := range a.decisions {
-		if err := wk.sh.store.Accept(ctx, id, acceptedTTL); err != nil {
+		if err := wk.sh.store.Accept(ctx, a.id, id, acceptedTTL); err != nil {
 			wk.sh.log.Warn("delivery not recorded; another member may write the decision again",
 				"callId", a.id, "decisionId", id, "error", err)
 		}

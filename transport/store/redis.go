@@ -157,9 +157,15 @@ func (r *Redis) Claim(ctx context.Context, decisionID, owner string, ttl time.Du
 	return actors.Claim(n), nil
 }
 
-// Accept records a decision as delivered.
-func (r *Redis) Accept(ctx context.Context, decisionID string, ttl time.Duration) error {
-	if err := r.client.Set(ctx, r.decisionKey(decisionID), "accepted", ttl).Err(); err != nil {
+// Accept records a decision as delivered, and takes its call off the
+// timer index: nothing is left for another member to wake it for.
+func (r *Redis) Accept(ctx context.Context, callID, decisionID string, ttl time.Duration) error {
+	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, r.decisionKey(decisionID), "accepted", ttl)
+		p.ZRem(ctx, r.wakeKey(), callID)
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("accept decision: %w", err)
 	}
 	return nil

@@ -483,7 +483,7 @@ func TestClaim(t *testing.T) {
 
 			for i, st := range tt.steps {
 				if st.owner == "" {
-					if err := s.Accept(t.Context(), st.decision, time.Hour); err != nil {
+					if err := s.Accept(t.Context(), "c", st.decision, time.Hour); err != nil {
 						t.Fatalf("step %d: Accept: %v", i, err)
 					}
 					continue
@@ -613,7 +613,7 @@ func TestExpiry(t *testing.T) {
 	t.Run("accepted", func(t *testing.T) {
 		t.Parallel()
 		s := openStore(t, t.Name())
-		if err := s.Accept(t.Context(), "d", ttl); err != nil {
+		if err := s.Accept(t.Context(), "c", "d", ttl); err != nil {
 			t.Fatal(err)
 		}
 		claimBy := func(owner string) actors.Claim {
@@ -711,7 +711,7 @@ func TestClosedStoreFails(t *testing.T) {
 			return err
 		}},
 		{"Accept", func(ctx context.Context) error {
-			return s.Accept(ctx, "d", time.Hour)
+			return s.Accept(ctx, "c", "d", time.Hour)
 		}},
 		{"Close", func(context.Context) error {
 			return s.Close()
@@ -724,5 +724,29 @@ func TestClosedStoreFails(t *testing.T) {
 				t.Errorf("%s on a closed store succeeded; want an error", tt.name)
 			}
 		})
+	}
+}
+
+// A decided call is woken until its decision is delivered; accepting the
+// decision stops that, and leaves other calls' wakes alone.
+func TestAcceptStopsWaking(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, t.Name())
+	past := time.Now().Add(-time.Minute)
+	for _, id := range []string{"decided", "waiting"} {
+		ok, err := s.Save(t.Context(), id, 1, []byte("state"), past, time.Hour)
+		if err != nil || !ok {
+			t.Fatalf("Save %s = %v, %v", id, ok, err)
+		}
+	}
+	if err := s.Accept(t.Context(), "decided", "decided#1", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Overdue(t.Context(), time.Now(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []string{"waiting"}) {
+		t.Errorf("Overdue after Accept = %q, want only the call still waiting", got)
 	}
 }
