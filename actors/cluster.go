@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -75,8 +74,6 @@ type node struct {
 	done   chan struct{}
 	// stopped stops the member's loops once; left leaves the cluster once.
 	stopped, left sync.Once
-	// handedOver is set once the member's grains went to the others.
-	handedOver atomic.Bool
 }
 
 // attemptTimeout bounds one try of a request to a grain; a try lost with
@@ -293,16 +290,14 @@ func (n *node) stopLoops() {
 
 // handOver moves this member's work to the others while its actors keep
 // running, so that a leaving member can still deliver the writes it
-// holds: it leaves the membership (the provider and gossip tell the
-// others), places calls only on the others, and stops its grains, whose
-// state is in the store; the stream's singleton starts again elsewhere.
+// holds: gossip tells the others it left (they drop it from their
+// topology), it places calls only on the others, and it stops its grains,
+// whose state is in the store; the stream's singleton starts again
+// elsewhere. It keeps following the topology meanwhile, so that what it
+// still sends reaches the grains' current owners.
 func (n *node) handOver(ctx context.Context) error {
 	n.stopLoops()
 	n.cl.Gossip.SetState(cluster.GracefullyLeftKey, &emptypb.Empty{})
-	if err := n.cl.Config.ClusterProvider.Shutdown(true); err != nil {
-		return fmt.Errorf("leave membership: %w", err)
-	}
-	n.handedOver.Store(true)
 	if err := n.lookup.retire(ctx); err != nil {
 		return fmt.Errorf("stop grains: %w", err)
 	}
@@ -314,12 +309,6 @@ func (n *node) handOver(ctx context.Context) error {
 func (n *node) leave(graceful bool) {
 	n.left.Do(func() {
 		n.stopLoops()
-		if n.handedOver.Load() {
-			// The others let this member go already.
-			n.cl.ActorSystem.Shutdown()
-			n.cl.Remote.Shutdown(true)
-			return
-		}
 		n.cl.Shutdown(graceful)
 	})
 }

@@ -329,6 +329,17 @@ func (a *app) run(ctx context.Context) error {
 	if a.cx != nil {
 		wg.Go(func() { a.cx.keepSignedIn(streamCtx, 30*time.Second) })
 	}
+	if a.stream != nil && a.cfg.Cluster.enabled() {
+		// A member may never hold the stream, whose handshake would sign
+		// it in, and must be ready to write: it signs in by itself.
+		wg.Go(func() {
+			keepSignedIn(streamCtx, a.log, 30*time.Second, "cannot get an access token; trying again",
+				func(ctx context.Context) error {
+					_, err := a.tokens.Token(ctx)
+					return err
+				})
+		})
+	}
 
 	if a.cfg.IVR != "" {
 		hup := notifyReload()

@@ -84,7 +84,7 @@ type child struct {
 }
 
 // startChild runs dtmfd against p with env on top of the process tests'
-// settings. The test's end kills it if it is still running.
+// settings.
 func startChild(t *testing.T, p *proxied, env map[string]string) *child {
 	t.Helper()
 	settings := map[string]string{
@@ -98,7 +98,14 @@ func startChild(t *testing.T, p *proxied, env map[string]string) *child {
 		"DTMFD_LOG_LEVEL":      "debug",
 	}
 	maps.Copy(settings, env)
+	return startProcess(t, settings)
+}
 
+// startProcess runs dtmfd with exactly the environment settings. The
+// test's end kills it if it is still running, and prints its logs if the
+// test failed.
+func startProcess(t *testing.T, settings map[string]string) *child {
+	t.Helper()
 	c := &child{logs: &capturedLogs{t: t}, done: make(chan struct{})}
 	c.cmd = exec.Command(dtmfdBinary(t))
 	for _, k := range slices.Sorted(maps.Keys(settings)) {

@@ -313,11 +313,25 @@ func (p *cxoneProfile) mount(mux *http.ServeMux) {
 // token lapse. Renewal happens only when the token is due; the checks in
 // between cost nothing. A failure is logged and tried again sooner.
 func (p *cxoneProfile) keepSignedIn(ctx context.Context, every time.Duration) {
+	keepSignedIn(ctx, p.log, every, "cannot sign in to CXone or find its API endpoint; trying again",
+		func(ctx context.Context) error {
+			if _, err := p.tokens.Token(ctx); err != nil {
+				return err
+			}
+			_, err := p.api(ctx)
+			return err
+		})
+}
+
+// keepSignedIn runs signIn now and every interval until ctx ends, and
+// every few seconds while it fails, logging failing once per outage.
+func keepSignedIn(ctx context.Context, log *slog.Logger, every time.Duration, failing string,
+	signIn func(context.Context) error) {
 	retry := min(every, 5*time.Second)
 	t := time.NewTimer(0)
 	defer t.Stop()
 
-	failing := false
+	down := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -325,22 +339,18 @@ func (p *cxoneProfile) keepSignedIn(ctx context.Context, every time.Duration) {
 		case <-t.C:
 		}
 
-		_, err := p.tokens.Token(ctx)
-		if err == nil {
-			_, err = p.api(ctx)
-		}
+		err := signIn(ctx)
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return
 		case err != nil:
-			p.log.Warn("cannot sign in to CXone or find its API endpoint; trying again",
-				"in", retry.String(), "error", err)
-			failing = true
+			log.Warn(failing, "in", retry.String(), "error", err)
+			down = true
 			t.Reset(retry)
 		default:
-			if failing {
-				p.log.Info("signed in to CXone again")
-				failing = false
+			if down {
+				log.Info("signed in again")
+				down = false
 			}
 			t.Reset(every)
 		}

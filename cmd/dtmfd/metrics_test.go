@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -91,18 +92,43 @@ func wantAtLeast(v float64) func(float64) bool { return func(x float64) bool { r
 
 func scrape(t *testing.T, a *app) map[string]*dto {
 	t.Helper()
-	resp, err := http.Get("http://" + a.Addr() + "/metrics")
+	families, err := scrapeURL("http://" + a.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
+	return families
+}
+
+// scrapeURL reads and parses the /metrics of the dtmfd at base.
+func scrapeURL(base string) (map[string]*dto, error) {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return nil, err
+	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := p.TextToMetricFamilies(strings.NewReader(string(body)))
 	if err != nil {
-		t.Fatalf("/metrics is not valid exposition text: %v", err)
+		return nil, fmt.Errorf("/metrics is not valid exposition text: %w", err)
 	}
-	return families
+	return families, nil
+}
+
+// scrapeGauge reads the unlabelled gauge name from the dtmfd at base.
+func scrapeGauge(base, name string) (float64, error) {
+	families, err := scrapeURL(base)
+	if err != nil {
+		return 0, err
+	}
+	f := families[name]
+	if f == nil || len(f.GetMetric()) != 1 {
+		return 0, fmt.Errorf("no gauge %s", name)
+	}
+	return f.GetMetric()[0].GetGauge().GetValue(), nil
 }
 
 type dto = promdto.MetricFamily

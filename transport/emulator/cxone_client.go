@@ -37,6 +37,9 @@ type StudioRequest struct {
 	Event     string `json:"event"`
 	Digits    string `json:"digits,omitempty"`
 	Session   string `json:"session,omitempty"`
+	// Turn numbers the turn, so that a request sent again is not applied
+	// twice; 0 leaves it out.
+	Turn int `json:"turn,omitempty"`
 }
 
 // StudioReply is dtmfd's answer as a Studio script reads it.
