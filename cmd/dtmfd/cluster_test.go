@@ -31,12 +31,14 @@ import (
 
 // clusterRun is one cluster of dtmfd processes and what they share.
 type clusterRun struct {
-	t *testing.T
+	t testing.TB
 	// profile is the members' platform settings.
 	profile map[string]string
-	emu     *emulator.CXone
-	redis   string
-	name    string
+	// alone runs the processes without a cluster, for comparison.
+	alone bool
+	emu   *emulator.CXone
+	redis string
+	name  string
 	// slots are the members' addresses, fixed up front: every member
 	// lists every discovery address, those of members still to join too.
 	slots []memberSlot
@@ -67,7 +69,7 @@ const (
 )
 
 // newClusterRun prepares slots for up to n members; none runs yet.
-func newClusterRun(t *testing.T, n int) *clusterRun {
+func newClusterRun(t testing.TB, n int) *clusterRun {
 	t.Helper()
 	emu := emulator.NewCXone(emulator.CXoneOptions{
 		ClientID: testID, ClientSecret: testSecret,
@@ -93,7 +95,7 @@ func newClusterRun(t *testing.T, n int) *clusterRun {
 
 // newMembers prepares slots for up to n members on platform settings
 // profile, with a redis-server of their own.
-func newMembers(t *testing.T, n int, profile map[string]string) *clusterRun {
+func newMembers(t testing.TB, n int, profile map[string]string) *clusterRun {
 	t.Helper()
 	r := &clusterRun{t: t, profile: profile, redis: startRedis(t), name: "dtmfd-" + strconv.Itoa(rand.IntN(1e9))}
 	for range n {
@@ -127,6 +129,9 @@ func (r *clusterRun) start(i int) *member {
 		"GORACE": "exitcode=0",
 	}
 	maps.Copy(settings, r.profile)
+	if r.alone {
+		settings["DTMFD_CLUSTER"] = "off"
+	}
 	c := startProcess(r.t, settings)
 	m := &member{child: c, url: "http://127.0.0.1:" + strconv.Itoa(s.http)}
 	r.t.Cleanup(func() {
@@ -552,4 +557,59 @@ func TestClusterStreamAndTimersSurviveMembers(t *testing.T) {
 	}
 
 	checkWrites(t, emu, append(waiting, completing...))
+}
+
+// BenchmarkClusterMembers reports the calls per second that one, two and
+// three member processes complete together (and, as members=0, one dtmfd
+// process with no cluster and no store), each call four Studio turns
+// sent to random members by 32 callers at once, its state saved in Redis
+// at every turn and its decision signalled to the emulator. On two cores
+// the members share the same CPUs, so more members add no capacity: the
+// figures show what the cluster costs, and that nothing is lost.
+//
+//	go test -run '^$' -bench BenchmarkClusterMembers -benchtime 3000x ./cmd/dtmfd
+func BenchmarkClusterMembers(b *testing.B) {
+	for _, members := range []int{0, 1, 2, 3} {
+		b.Run(fmt.Sprintf("members=%d", members), func(b *testing.B) {
+			// No members: one process alone, calls in memory only.
+			r := newClusterRun(b, max(members, 1))
+			r.alone = members == 0
+			for i := range max(members, 1) {
+				r.start(i)
+			}
+			r.waitMembers(members)
+
+			var next atomic.Int64
+			var failed atomic.Int64
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			start := time.Now()
+			for range 32 {
+				wg.Go(func() {
+					for {
+						i := next.Add(1) - 1
+						if i >= int64(b.N) {
+							return
+						}
+						if err := r.walk(contactOf(int(i))); err != nil {
+							failed.Add(1)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := r.emu.WaitSignals(ctx, b.N); err != nil {
+				b.Fatal(err)
+			}
+			elapsed := time.Since(start)
+			b.StopTimer()
+
+			if n := failed.Load(); n > 0 {
+				b.Fatalf("%d of %d calls failed", n, b.N)
+			}
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "calls/s")
+		})
+	}
 }

@@ -31,7 +31,7 @@ var (
 
 // dtmfdBinary builds dtmfd once per test binary, with the race detector
 // when the tests have it.
-func dtmfdBinary(t *testing.T) string {
+func dtmfdBinary(t testing.TB) string {
 	t.Helper()
 	binaryOnce.Do(func() {
 		binaryDir, binaryErr = os.MkdirTemp("", "dtmfd-bin-")
@@ -104,7 +104,7 @@ func startChild(t *testing.T, p *proxied, env map[string]string) *child {
 // startProcess runs dtmfd with exactly the environment settings. The
 // test's end kills it if it is still running, and prints its logs if the
 // test failed.
-func startProcess(t *testing.T, settings map[string]string) *child {
+func startProcess(t testing.TB, settings map[string]string) *child {
 	t.Helper()
 	c := &child{logs: &capturedLogs{t: t}, done: make(chan struct{})}
 	c.cmd = exec.Command(dtmfdBinary(t))
@@ -134,7 +134,7 @@ func startProcess(t *testing.T, settings map[string]string) *child {
 }
 
 // wait waits for the process to exit and returns how it ended.
-func (c *child) wait(t *testing.T, within time.Duration) error {
+func (c *child) wait(t testing.TB, within time.Duration) error {
 	t.Helper()
 	select {
 	case <-c.done:
