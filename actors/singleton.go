@@ -14,9 +14,6 @@ import (
 // such as the tutorial's voice stream, for as long as it is active. It is
 // started by the first Poke after its member is gone, and stops when
 // moved: every member pokes it, so it never stays down long.
-//
-// TODO(dtmfd): no test yet takes the stream's holder away and checks that
-// another member reconnects and no key is lost in the handover.
 type singleton struct {
 	run    func(ctx context.Context) error
 	log    *slog.Logger
