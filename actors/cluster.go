@@ -308,24 +308,3 @@ func (n *node) leave(graceful bool) {
 		n.cl.Shutdown(graceful)
 	})
 }
-
-// Leave takes the engine out of its cluster. Graceful leaving hands its
-// calls to the other members at once; otherwise the member just stops
-// answering them, as a crashed process would, and the others carry its
-// calls on once they notice (a fault drill, and the tests' way to crash a
-// member). It does nothing on a single node, or once done.
-func (e *Engine) Leave(graceful bool) {
-	if e.node == nil {
-		return
-	}
-	n := e.node
-	if graceful {
-		n.leave(true)
-		return
-	}
-	n.left.Do(func() {
-		n.stopLoops()
-		n.cl.Remote.Shutdown(false)
-		n.cl.ActorSystem.Shutdown()
-	})
-}
