@@ -334,8 +334,12 @@ func (r *clusterRun) walk(contact string) error {
 }
 
 // checkSignals waits for one signal per call and checks that each call
-// got exactly one, with its selection.
-func (r *clusterRun) checkSignals(calls int) {
+// got exactly one, with its selection. Up to repeats calls may have been
+// signalled twice with the same values: a member killed after the
+// platform accepted a write, and before it recorded that, leaves the
+// decision to another member, and the platform's write has no idempotency
+// key to tell the two apart.
+func (r *clusterRun) checkSignals(calls, repeats int) {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -349,9 +353,16 @@ func (r *clusterRun) checkSignals(calls int) {
 		got[s.ContactID] = append(got[s.ContactID], s.Params)
 	}
 	want := []string{"completed", `["2","A","1"]`}
-	bad := 0
+	bad, repeated := 0, 0
 	for i := range calls {
 		c := contactOf(i)
+		if len(got[c]) == 2 && slices.Equal(got[c][0], want) && slices.Equal(got[c][1], want) {
+			if repeated++; repeated <= repeats {
+				r.t.Logf("call %s signalled twice with the same values", c)
+				delete(got, c)
+				continue
+			}
+		}
 		if len(got[c]) != 1 || !slices.Equal(got[c][0], want) {
 			if bad++; bad <= 5 {
 				r.t.Errorf("call %s was signalled %v, want once with %q", c, got[c], want)
@@ -385,10 +396,14 @@ func TestClusterCallsSurviveMembership(t *testing.T) {
 	tests := []struct {
 		name  string
 		event func(r *clusterRun)
+		// repeats bounds the calls signalled twice: none, except after a
+		// kill, where at most the killed member's writes in flight (its
+		// 64 writers) may have been accepted and not yet recorded.
+		repeats int
 	}{
-		{"member leaves on SIGTERM", func(r *clusterRun) { r.stop(r.members[1], syscall.SIGTERM) }},
-		{"member killed", func(r *clusterRun) { r.stop(r.members[1], syscall.SIGKILL) }},
-		{"member joins", func(r *clusterRun) { r.start(3) }},
+		{"member leaves on SIGTERM", func(r *clusterRun) { r.stop(r.members[1], syscall.SIGTERM) }, 0},
+		{"member killed", func(r *clusterRun) { r.stop(r.members[1], syscall.SIGKILL) }, 64},
+		{"member joins", func(r *clusterRun) { r.start(3) }, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -400,7 +415,7 @@ func TestClusterCallsSurviveMembership(t *testing.T) {
 			calls := clusterCalls(t)
 			start := time.Now()
 			r.runCalls(calls, func() { tt.event(r) })
-			r.checkSignals(calls)
+			r.checkSignals(calls, tt.repeats)
 			t.Logf("%d calls in %s", calls, time.Since(start).Round(time.Millisecond))
 		})
 	}
