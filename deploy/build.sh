@@ -16,9 +16,10 @@ case "$out" in
 *) out="$PWD/$out" ;;
 esac
 
-# go.mod's go line names Go 1.27.3, and these machines keep the go command
-# from switching to it by itself (GOTOOLCHAIN=local in its config file). An
-# environment that sets GOTOOLCHAIN, as the golang image does, keeps its own.
+# go.mod's toolchain line names Go 1.27.3, and these machines keep the go
+# command from switching to it by itself (GOTOOLCHAIN=local in its config
+# file). An environment that sets GOTOOLCHAIN, as the golang image does,
+# keeps its own.
 export GOTOOLCHAIN="${GOTOOLCHAIN:-go1.27.3}"
 
 cd "$root"

@@ -28,12 +28,16 @@ func dockerStages(t *testing.T) []stage {
 	return stages
 }
 
-// goVersion returns the version of go.mod's go line, such as 1.27.3.
-func goVersion(t *testing.T) string {
+// goToolchain returns the Go that go.mod's toolchain line names, such as
+// 1.27.3, or its go line's version without one.
+func goToolchain(t *testing.T) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(repoRoot, "go.mod"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if m := regexp.MustCompile(`(?m)^toolchain go(\d+\.\d+(?:\.\d+)?)\s*$`).FindSubmatch(b); m != nil {
+		return string(m[1])
 	}
 	m := regexp.MustCompile(`(?m)^go (\d+\.\d+(?:\.\d+)?)\s*$`).FindSubmatch(b)
 	if m == nil {
@@ -42,11 +46,11 @@ func goVersion(t *testing.T) string {
 	return string(m[1])
 }
 
-// goRelease returns the major.minor of go.mod's go line, which names the
+// goRelease returns the major.minor of go.mod's toolchain, which names the
 // golang image tag that follows that release's newest patch.
 func goRelease(t *testing.T) string {
 	t.Helper()
-	v := strings.Split(goVersion(t), ".")
+	v := strings.Split(goToolchain(t), ".")
 	return v[0] + "." + v[1]
 }
 
@@ -112,13 +116,13 @@ func TestDockerfile(t *testing.T) {
 }
 
 // TestToolchainFollowsGoMod checks that everything that runs the go command
-// for dtmfd asks for the Go of go.mod's go line. A go command configured
-// with GOTOOLCHAIN=local, as on the project's machines, refuses to build
-// with an older local Go instead of fetching the newer one, so CI, the
-// build script, the Taskfile and the README's first commands each name it.
+// for dtmfd asks for the Go of go.mod's toolchain line. A go command
+// configured with GOTOOLCHAIN=local, as on the project's machines, keeps
+// to the installed Go instead of fetching that one, so CI, the build
+// script, the Taskfile and the README's first commands each name it.
 func TestToolchainFollowsGoMod(t *testing.T) {
 	t.Parallel()
-	want := "go" + goVersion(t)
+	want := "go" + goToolchain(t)
 	pin := regexp.MustCompile(`GOTOOLCHAIN(?:=|:-|:\s+)(go\d+(?:\.\d+)*)`)
 
 	for _, file := range []string{".ci/run", "deploy/build.sh", "Taskfile.yml", "README.md"} {
@@ -135,7 +139,7 @@ func TestToolchainFollowsGoMod(t *testing.T) {
 			}
 			for _, m := range pins {
 				if got := string(m[1]); got != want {
-					t.Errorf("%s sets GOTOOLCHAIN=%s, want %s as go.mod says", file, got, want)
+					t.Errorf("%s sets GOTOOLCHAIN=%s, want %s as go.mod's toolchain line says", file, got, want)
 				}
 			}
 		})
