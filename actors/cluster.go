@@ -300,11 +300,11 @@ func (n *node) handOver(ctx context.Context) error {
 	return nil
 }
 
-// leave stops the member's loops and leaves the cluster; graceful hands
-// its grains over at once, otherwise the others notice it gone.
-func (n *node) leave(graceful bool) {
+// leave stops the member's loops and leaves the cluster gracefully: its
+// grains are handed over at once.
+func (n *node) leave() {
 	n.left.Do(func() {
 		n.stopLoops()
-		n.cl.Shutdown(graceful)
+		n.cl.Shutdown(true)
 	})
 }

@@ -28,6 +28,7 @@ type lookup struct {
 	// retired is set once this member hands its grains over: it then
 	// places every grain on the other members, whatever the topology.
 	retired atomic.Bool
+	// members is the latest topology's, nil before the first.
 	members atomic.Pointer[[]*cluster.Member]
 }
 
@@ -90,17 +91,8 @@ func (l *lookup) retire(ctx context.Context) error {
 	if l.members.Load() != nil {
 		l.place()
 	}
-	timeout := time.Until(deadlineOf(ctx, 10*time.Second))
-	_, err := l.cluster.ActorSystem.Root.RequestFuture(l.placement, &retire{}, timeout).Result()
+	_, err := ask(ctx, l.cluster.ActorSystem.Root, l.placement, &retire{})
 	return err
-}
-
-// deadlineOf is ctx's deadline, or def from now without one.
-func deadlineOf(ctx context.Context, def time.Duration) time.Time {
-	if dl, ok := ctx.Deadline(); ok {
-		return dl
-	}
-	return time.Now().Add(def)
 }
 
 // Get returns the PID of a grain, activating it on its owner if needed.

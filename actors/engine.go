@@ -303,6 +303,12 @@ func (e *Engine) Stats(ctx context.Context) (Stats, error) {
 }
 
 func (e *Engine) ask(ctx context.Context, pid *actor.PID, msg any) (any, error) {
+	return ask(ctx, e.system.Root, pid, msg)
+}
+
+// ask sends msg to pid and waits for its answer until ctx's deadline, or
+// for a second without one.
+func ask(ctx context.Context, root *actor.RootContext, pid *actor.PID, msg any) (any, error) {
 	timeout := time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
@@ -310,7 +316,7 @@ func (e *Engine) ask(ctx context.Context, pid *actor.PID, msg any) (any, error) 
 	if timeout <= 0 {
 		return nil, context.DeadlineExceeded
 	}
-	return e.system.Root.RequestFuture(pid, msg, timeout).Result()
+	return root.RequestFuture(pid, msg, timeout).Result()
 }
 
 // Drain shuts the engine down without losing a decision: it refuses new
@@ -327,7 +333,8 @@ func (e *Engine) Drain(ctx context.Context, callsBy time.Time) error {
 		err := e.node.handOver(hctx)
 		cancel()
 		if err != nil {
-			e.sh.log.Warn("calls not handed over cleanly; the others take them when they notice", "error", err)
+			e.sh.log.Warn("calls not handed over cleanly; the others take them when they notice",
+				"error", err)
 		}
 	}
 	callsCtx, cancel := context.WithDeadline(ctx, callsBy)
@@ -356,7 +363,7 @@ func (e *Engine) Drain(ctx context.Context, callsBy time.Time) error {
 func (e *Engine) Close() {
 	e.cancel()
 	if e.node != nil {
-		e.node.leave(true)
+		e.node.leave()
 	}
 	root := e.system.Root
 	_ = root.StopFuture(e.ingress).Wait()

@@ -397,6 +397,40 @@ func (a *app) run(ctx context.Context) error {
 	return nil
 }
 
+// keepSignedIn runs signIn now and every interval until ctx ends, and
+// every few seconds while it fails, logging failing once per outage.
+func keepSignedIn(ctx context.Context, log *slog.Logger, every time.Duration, failing string,
+	signIn func(context.Context) error) {
+	retry := min(every, 5*time.Second)
+	t := time.NewTimer(0)
+	defer t.Stop()
+
+	down := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+
+		err := signIn(ctx)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return
+		case err != nil:
+			log.Warn(failing, "in", retry.String(), "error", err)
+			down = true
+			t.Reset(retry)
+		default:
+			if down {
+				log.Info("signed in again")
+				down = false
+			}
+			t.Reset(every)
+		}
+	}
+}
+
 func (a *app) logStart() {
 	if a.cx != nil {
 		a.log.Info("dtmfd started with the cxone profile", "addr", a.Addr(), "ivr", a.flow.Load().Name,

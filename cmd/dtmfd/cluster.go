@@ -46,7 +46,8 @@ func (c *clusterSettings) bind(b *binder) {
 	b.num(&c.DiscoveryPort, "cluster-discovery-port", "DTMFD_CLUSTER_DISCOVERY_PORT", 6340,
 		"local mode: port this member answers its peers' membership checks on (all interfaces)")
 	str(&c.Peers, "cluster-peers", "DTMFD_CLUSTER_PEERS", "",
-		"local mode: every member's discovery address, host:port, comma separated, this one's included (default: this member alone)")
+		"local mode: every member's discovery address, host:port, comma separated, "+
+			"this one's included (default: this member alone)")
 	str(&c.StoreURL, "store-url", "DTMFD_STORE_URL", "",
 		"Redis URL holding the calls' state, redis://[:password@]host:port/db; required with DTMFD_CLUSTER")
 }

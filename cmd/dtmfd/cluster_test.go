@@ -97,9 +97,11 @@ func newClusterRun(t testing.TB, n int) *clusterRun {
 // profile, with a redis-server of their own.
 func newMembers(t testing.TB, n int, profile map[string]string) *clusterRun {
 	t.Helper()
-	r := &clusterRun{t: t, profile: profile, redis: startRedis(t), name: "dtmfd-" + strconv.Itoa(rand.IntN(1e9))}
+	r := &clusterRun{t: t, profile: profile, redis: startRedis(t),
+		name: "dtmfd-" + strconv.Itoa(rand.IntN(1e9))}
 	for range n {
-		r.slots = append(r.slots, memberSlot{http: freePort(t), remote: freePort(t), discovery: freePort(t)})
+		r.slots = append(r.slots,
+			memberSlot{http: freePort(t), remote: freePort(t), discovery: freePort(t)})
 	}
 	return r
 }
@@ -140,7 +142,8 @@ func (r *clusterRun) start(i int) *member {
 			r.t.Errorf("member %d reported a data race in dtmfd's code:\n%s", i, rep)
 		}
 		if len(library) > 0 {
-			r.t.Logf("member %d reported %d data races inside protoactor-go alone (see the README); the first:\n%s",
+			r.t.Logf("member %d reported %d data races inside protoactor-go alone "+
+				"(see the README); the first:\n%s",
 				i, len(library), library[0])
 		}
 	})
@@ -254,7 +257,8 @@ func (r *clusterRun) stop(m *member, sig syscall.Signal) {
 // turn sends one numbered Studio turn of a call through a random member,
 // and sends it again through another while the member fails to answer,
 // as the REST API action does.
-func (r *clusterRun) turn(ctx context.Context, contact, event, digits string, n int) (*emulator.StudioReply, error) {
+func (r *clusterRun) turn(ctx context.Context, contact, event, digits string,
+	n int) (*emulator.StudioReply, error) {
 	for {
 		m := r.pick()
 		studio := emulator.StudioClient{URL: m.url + studioPath, Auth: "Bearer " + clusterIngressAuth,

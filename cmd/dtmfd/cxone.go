@@ -323,40 +323,6 @@ func (p *cxoneProfile) keepSignedIn(ctx context.Context, every time.Duration) {
 		})
 }
 
-// keepSignedIn runs signIn now and every interval until ctx ends, and
-// every few seconds while it fails, logging failing once per outage.
-func keepSignedIn(ctx context.Context, log *slog.Logger, every time.Duration, failing string,
-	signIn func(context.Context) error) {
-	retry := min(every, 5*time.Second)
-	t := time.NewTimer(0)
-	defer t.Stop()
-
-	down := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-
-		err := signIn(ctx)
-		switch {
-		case err != nil && ctx.Err() != nil:
-			return
-		case err != nil:
-			log.Warn(failing, "in", retry.String(), "error", err)
-			down = true
-			t.Reset(retry)
-		default:
-			if down {
-				log.Info("signed in again")
-				down = false
-			}
-			t.Reset(every)
-		}
-	}
-}
-
 // notReady returns why the profile cannot serve yet: no access token has
 // been obtained. It sends no request.
 func (p *cxoneProfile) notReady() []string {
