@@ -24,6 +24,9 @@ type ingress struct {
 	// (and timing it out later), and a repeat of the turn that ended a
 	// call gets the reply it got.
 	ended map[string]tombstone
+	// callsPeak and endedPeak let calls and ended give back their
+	// memory after a burst.
+	callsPeak, endedPeak shrinkable
 
 	draining bool
 	waiters  []*actor.PID
@@ -217,7 +220,7 @@ func (in *ingress) spawn(ctx actor.Context, callID string, platformTimed bool) (
 func (in *ingress) forget(ctx actor.Context, who *actor.PID) {
 	id := strings.TrimPrefix(who.Id, in.prefix)
 	if pid, ok := in.calls[id]; ok && pid.Equal(who) {
-		delete(in.calls, id)
+		in.calls = deleted(&in.callsPeak, in.calls, id)
 		if _, ok := in.ended[id]; !ok {
 			// Stopped without a decision (a crash): refuse its keys too,
 			// rather than restart the call from the top.
@@ -246,11 +249,13 @@ func (in *ingress) scheduleSweep(ctx actor.Context) {
 
 func (in *ingress) sweep(ctx actor.Context) {
 	cutoff := in.sh.clock.Now().Add(-in.sh.endedTTL)
+	note(&in.endedPeak, in.ended)
 	for id, t := range in.ended {
 		if t.at.Before(cutoff) {
 			delete(in.ended, id)
 		}
 	}
+	in.ended = shrunk(&in.endedPeak, in.ended)
 	in.scheduleSweep(ctx)
 }
 

@@ -28,7 +28,9 @@ type writer struct {
 
 	idle    []*actor.PID
 	entries map[string]*entry
-	ready   []string
+	// entriesPeak lets entries give back its memory after a burst.
+	entriesPeak shrinkable
+	ready       []string
 
 	closed  bool
 	waiters []*actor.PID
@@ -196,7 +198,7 @@ func (w *writer) next(e *entry) {
 	e.sending, e.sendingW = nil, nil
 	e.attempts = 0
 	if len(e.waiting) == 0 {
-		delete(w.entries, e.id)
+		w.entries = deleted(&w.entriesPeak, w.entries, e.id)
 		return
 	}
 	e.since = e.waitingW[0].DecidedAt
