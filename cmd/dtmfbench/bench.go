@@ -170,7 +170,9 @@ func (b *bench) runMemory(ctx context.Context) {
 		o := b.options()
 		o.inputTimeout = memoryInputTimeout
 		o.endedTTL = memoryEndedTTL
-		a := memoryChildArgs{design: d, calls: b.c.memoryCalls, window: b.c.window, options: o}
+		a := memoryChildArgs{
+			design: d, calls: b.c.memoryCalls, window: b.c.window, heap: b.c.heapProfile, options: o,
+		}
 		if d.name == actorDesign.name {
 			// Only the engine remembers ended calls for a while.
 			a.settle = memorySettle

@@ -46,8 +46,9 @@ type config struct {
 	writeDelay    time.Duration
 	writers       int
 
-	cpuProfile string
-	memProfile string
+	cpuProfile  string
+	memProfile  string
+	heapProfile string
 
 	// The measured side of the memory scenario.
 	child        string
@@ -99,6 +100,8 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "",
 		"write a CPU profile of the runs in this process to `file`")
 	fs.StringVar(&c.memProfile, "memprofile", "", "write an allocation profile to `file` at the end")
+	fs.StringVar(&c.heapProfile, "heapprofile", "",
+		"write the live heap of each memory run, once its calls ended, to `file`.design")
 	fs.DurationVar(&c.inputTimeout, "input-timeout", 10*time.Second,
 		"the example flow's timeout between keys")
 
@@ -210,6 +213,7 @@ func runChild(ctx context.Context, c *config, stdout, stderr io.Writer) int {
 		window: c.window,
 		settle: c.settle,
 		base:   c.url,
+		heap:   c.heapProfile,
 		options: designOptions{
 			inputTimeout: c.inputTimeout,
 			logLevel:     c.logLevel,
@@ -232,6 +236,20 @@ func writeAllocs(path string) error {
 	runtime.GC()
 	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
 		return fmt.Errorf("write allocation profile: %w", err)
+	}
+	return nil
+}
+
+// writeHeap writes the live heap, after a collection, to path.
+func writeHeap(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("write heap profile: %w", err)
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		return fmt.Errorf("write heap profile: %w", err)
 	}
 	return nil
 }

@@ -153,11 +153,14 @@ type memLine struct {
 // memoryChildArgs are what a measured child needs besides the
 // credentials.
 type memoryChildArgs struct {
-	design  design
-	calls   int
-	window  int
-	settle  time.Duration
-	base    string
+	design design
+	calls  int
+	window int
+	settle time.Duration
+	base   string
+	// heap, when set, is where the child writes its live heap profile
+	// once its calls ended.
+	heap    string
 	options designOptions
 }
 
@@ -185,6 +188,9 @@ func runMemory(ctx context.Context, a memoryChildArgs) (memResult, error) {
 		"-input-timeout="+a.options.inputTimeout.String(),
 		"-log-level="+a.options.logLevel.String(),
 		"-url="+r.base)
+	if a.heap != "" {
+		cmd.Args = append(cmd.Args, "-heapprofile="+a.heap+"."+a.design.name)
+	}
 	cmd.Env = append(os.Environ(), envClientID+"="+r.clientID, envClientSecret+"="+r.clientSecret)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
@@ -243,6 +249,9 @@ func memoryChild(ctx context.Context, a memoryChildArgs, stdout io.Writer) error
 	cue := func(stage string) error { return enc.Encode(memLine{Stage: stage}) }
 
 	res, err := memoryRun(ctx, a.design, pf, a.calls, a.settle, a.options, cue)
+	if err == nil && a.heap != "" {
+		err = writeHeap(a.heap)
+	}
 	if err != nil {
 		enc.Encode(memLine{Error: err.Error()})
 		return err
