@@ -42,11 +42,12 @@
 // Node types: menu (one key, a branch per key; keys not listed are a
 // no-match), collect (a multi-digit value; then next), end (the call
 // ends and its variables are written). Each node may set prompt,
-// promptDuration, bargeIn, timeout, interDigitTimeout, noInput, noMatch
-// and global overrides ("0": off). Collect nodes set minDigits (1),
-// maxDigits (minDigits, at least 1), keys ("0123456789"), terminators
-// ("#"), keepTerminator, termTimeout (0), pattern (a Go regexp the whole
-// value must match) and sensitive. End-node values may refer to what the
+// promptDuration, bargeIn, flush, timeout, interDigitTimeout, noInput,
+// noMatch and global overrides ("0": off). Collect nodes set minDigits
+// (1), maxDigits (minDigits, at least 1), keys ("0123456789"),
+// terminators ("#"), keepTerminator, requireTerminator, clearKey,
+// termTimeout (0), pattern (a Go regexp the whole value must match) and
+// sensitive. End-node values may refer to what the
 // caller entered: ${path}, ${value.NODE}, ${key.NODE}, ${callId}, ${from},
 // ${reason} (see parseTemplate). LoadFile reports every problem at once,
 // each with file, line and column.
@@ -62,6 +63,9 @@
 //	                                                  |                                | CXone Capture Timeout; Twilio timeout
 //	a key during the prompt starts input (barge-in)   | yes, unless bargeIn: false     | VoiceXML bargein; jambonz dtmfBargein
 //	barge-in off discards keys during the prompt      | yes                            | VoiceXML bargein="false"; UCCX flush buffer
+//	after a reprompt (a step's prompt)                | the no-input timer starts at   | a choice: platforms that play the prompt
+//	                                                  | once; promptDuration times     | themselves start it when it ends
+//	                                                  | only the node's entry prompt   |
 //	inter-digit timeout replaces it after 1st key     | yes                            | VoiceXML interdigittimeout; Genesys Inter-digit;
 //	                                                  |                                | CXone InterDigitTimeout; Asterisk TIMEOUT(digit)
 //	inter-digit timeout on an incomplete value        | no-match                       | VoiceXML digits grammar
@@ -69,17 +73,26 @@
 //	maxDigits reached                                 | accepted at once, no wait      | Twilio numDigits; VoiceXML length; FreeSWITCH max
 //	terminator ends input, not part of the value      | yes; keepTerminator keeps it   | VoiceXML termchar; Twilio finishOnKey (excluded);
 //	                                                  |                                | CXone keeps it unless told (the option)
-//	terminator before minDigits                       | no-match                       | VoiceXML; jambonz accepted it (their bug 1337)
+//	terminator before minDigits                       | no-match                       | VoiceXML; jambonz once accepted the short
+//	                                                  |                                | value, which its users reported as a bug
+//	terminator required (requireTerminator: true)     | maxDigits does not complete;   | FreeSWITCH play_and_get_digits terminators
+//	                                                  | inter-digit timeout: no-match; | starting with "="; elsewhere maxDigits
+//	                                                  | a key past maxDigits: no-match | completes (the default)
+//	clear key (clearKey: "*")                         | empties the keys so far and    | UCCX cancel digit; Amazon Lex
+//	                                                  | restarts the first-digit timer | deletionCharacter (which also ends the
+//	                                                  | at the same node               | turn, so the bot asks again)
 //	terminator alone                                  | no-match (minDigits 0: empty   | VoiceXML no-match; Twilio makes no request
 //	                                                  | value accepted)                |
 //	terminator timeout after a complete value         | termTimeout (0 = accept now)   | VoiceXML termtimeout
 //	key after a complete value, or during termTimeout | goes to the next node          | VoiceXML typeahead buffer; termtimeout 0
+//	flush: true at the next node                      | a key that ended the previous  | CXone clearDigits; FreeClimb flush_buffer;
+//	                                                  | node's termTimeout is dropped  | VoiceXML clearing its typeahead buffer
 //	a key not in a collect's keys                     | no-match at once               | VoiceXML digits grammar; Plivo validDigits
 //	pattern                                           | whole value must match, else   | VoiceXML DTMF grammars; FreeSWITCH regexp
 //	                                                  | no-match                       |
 //	no-input / no-match counters                      | per node; reset on entering a  | VoiceXML <noinput count>, <nomatch count>;
-//	                                                  | node (re-entry too), kept on   | FreeSWITCH tries; Asterisk attempts
-//	                                                  | retry                          |
+//	                                                  | node (re-entering the same one | FreeSWITCH tries; Asterisk attempts
+//	                                                  | too), kept on retry            |
 //	which step runs                                   | the n-th event runs step n;    | VoiceXML: the handler with the highest count
 //	                                                  | past the last: fallback, else  | not above the current count
 //	                                                  | the last step again            |
@@ -88,16 +101,26 @@
 //	                                                  | is preempt: true               | Genesys global choices
 //	global key overridden or turned off at a node     | node's global: {"0": off}      | VoiceXML document-scoped links
 //	back key                                          | global {back: true}: the node  | UCCX, Genesys "previous menu"
-//	                                                  | before, its input undone       |
-//	repeated event (same call, key, timestamp)        | dropped as a duplicate         | LiveKit de-duplicates RFC 4733 events;
-//	                                                  |                                | FreeSWITCH 2560, Asterisk 826 report doubles
+//	                                                  | before, its input undone; with |
+//	                                                  | nothing before it, a no-match  |
+//	repeated event (same call, key, timestamp)        | dropped as a duplicate if it   | LiveKit de-duplicates RFC 4733 events;
+//	                                                  | repeats any of the call's last | FreeSWITCH and Asterisk users report
+//	                                                  | 16 keys; timestamp 0: never    | doubled digits when a key arrives both
+//	                                                  |                                | in-band and as an RFC 2833 event
 //	sensitive values                                  | masked in logs, metrics, the   | Amazon Connect "Encrypt entry"
 //	                                                  | simulator and ${path}          |
 //
 // Typeahead needs no buffer in dtmfd: keys arrive one at a time as the
 // caller presses them, so a key that follows a completed value is simply
-// the next node's first key. A node that must not take keys pressed ahead
-// of its prompt sets bargeIn: false with the prompt's promptDuration.
+// the next node's first key. The one key that reaches a node before it
+// starts is the key that ends the previous collect's termTimeout; flush:
+// true drops it. A node that must not take keys pressed during its prompt
+// sets bargeIn: false with the prompt's promptDuration.
+//
+// A key a node uses itself (a branch, a value key, a terminator or the
+// clear key) is not a global key there unless the global key preempts;
+// a node's own global override on such a key could never fire, so the
+// loader reports it.
 //
 // A sensitive value appears in ${path} as asterisks; it reaches the
 // platform only where a template names its node with ${value.NODE}.

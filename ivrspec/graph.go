@@ -136,10 +136,19 @@ func (g *mermaid) edges(n *Node) {
 
 	for i := 0; i < len(Keys); i++ {
 		k, ok := n.Global[Keys[i]]
-		if c, shared := g.common[Keys[i]]; ok && (!shared || c != k) {
+		if !ok || shadowed(n, Keys[i], k) {
+			continue
+		}
+		if c, shared := g.common[Keys[i]]; !shared || c != k {
 			g.globalEdge(from, Keys[i], k, "")
 		}
 	}
+}
+
+// shadowed reports whether global key k never fires at n because n uses
+// the key itself and k does not preempt it.
+func shadowed(n *Node, key byte, k GlobalKey) bool {
+	return !k.Preempt && uses(n, key)
 }
 
 // escalation draws a dotted edge to each node p can send the call to.
@@ -188,7 +197,8 @@ func (g *mermaid) globalEdge(from string, key byte, k GlobalKey, note string) {
 }
 
 // globals draws the global keys most nodes share from the "any node" box,
-// naming the nodes where a key is off.
+// naming the nodes where a key is off and those where the node's own use
+// of the key shadows it.
 func (g *mermaid) globals() {
 	if len(g.common) == 0 {
 		return
@@ -200,21 +210,27 @@ func (g *mermaid) globals() {
 		if !ok {
 			continue
 		}
-		var off []string
+		var off, shadow []string
 		for _, id := range g.flow.Order {
 			n := g.flow.Nodes[id]
 			if !waits(n) {
 				continue
 			}
-			if _, on := n.Global[Keys[i]]; !on {
+			switch nk, on := n.Global[Keys[i]]; {
+			case !on:
 				off = append(off, id)
+			case nk == k && shadowed(n, Keys[i], k):
+				shadow = append(shadow, id)
 			}
 		}
-		note := ""
+		var notes []string
 		if len(off) > 0 {
-			note = "off at " + strings.Join(off, ", ")
+			notes = append(notes, "off at "+strings.Join(off, ", "))
 		}
-		g.globalEdge("any", Keys[i], k, note)
+		if len(shadow) > 0 {
+			notes = append(notes, "shadowed at "+strings.Join(shadow, ", "))
+		}
+		g.globalEdge("any", Keys[i], k, strings.Join(notes, "; "))
 	}
 }
 

@@ -55,7 +55,7 @@ nodes:
     next: acct_no
   acct_no:
     type: collect
-    global: {"0": {goto: help.desk}}
+    global: {"0": {goto: help.desk, preempt: true}}
     next: end
   help.desk:
     type: collect
@@ -81,7 +81,8 @@ func TestMermaidFeatures(t *testing.T) {
 
 // featuresMermaid is graphFeatures drawn. Ids that differ only in - . _
 // stay apart; end is not used as a Mermaid id; global keys shared by most
-// nodes leave "any node"; acct_no's own 0 leaves acct_no.
+// nodes leave "any node", naming where they are off and where a node's
+// own digit shadows them; acct_no's own 0 leaves acct_no.
 const featuresMermaid = `flowchart TD
     entry(("start")) --> n_main_menu
     n_main_menu["main-menu"]
@@ -96,13 +97,13 @@ const featuresMermaid = `flowchart TD
     n_main_menu -.->|"no match"| n_end
     n_acct_no -->|"value"| n_acct_no_2
     n_acct_no_2 -->|"value"| n_end
-    n_acct_no_2 -->|"0"| n_help_desk
+    n_acct_no_2 -->|"0 preempts"| n_help_desk
     n_help_desk -->|"value"| n_end
     n_help_desk -.->|"no input"| n_end
     any{{"any node"}}
     any -->|"9 preempts"| n_main_menu
     any -->|"* (off at main-menu)"| back(["previous node"])
-    any -->|"0"| n_end
+    any -->|"0 (shadowed at acct.no, help.desk)"| n_end
 `
 
 // TestMermaidHandBuilt checks that flows built without Parse, possibly

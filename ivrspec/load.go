@@ -95,9 +95,38 @@ type loader struct {
 	problems []Problem
 	// budget is how many more YAML nodes may be walked.
 	budget int
-	// unsure is set when a part of the file that may name nodes could
-	// not be read. Reachability is then unknown and goes unchecked.
+	// maybe holds every word found in parts of the file that could not
+	// be read: any of them may name a node, so reachability counts
+	// such nodes as reached rather than report them.
+	maybe map[string]bool
+	// unsure is set when the file was too large to read in full.
+	// Reachability is then unknown and goes unchecked.
 	unsure bool
+}
+
+// skip notes the words in n, a part of the file that could not be read,
+// as possible node references. Each YAML node is visited once, so an
+// alias costs nothing more.
+func (l *loader) skip(n *yaml.Node) {
+	if l.maybe == nil {
+		l.maybe = make(map[string]bool)
+	}
+	seen := make(map[*yaml.Node]bool)
+	var walk func(*yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n == nil || seen[n] {
+			return
+		}
+		seen[n] = true
+		if n.Kind == yaml.ScalarNode {
+			l.maybe[n.Value] = true
+		}
+		walk(n.Alias)
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(n)
 }
 
 func (l *loader) addAt(line, col int, format string, args ...any) {
@@ -217,7 +246,7 @@ type pair struct {
 func (l *loader) pairs(n *yaml.Node, what string) ([]pair, bool) {
 	if n.Kind != yaml.MappingNode {
 		l.add(n, "%s must be a mapping, got %s", what, describe(n))
-		l.unsure = true
+		l.skip(n)
 		return nil, false
 	}
 	if !l.spend(n, len(n.Content)) {
@@ -269,7 +298,7 @@ func (l *loader) fields(n *yaml.Node, what string, known func(string) bool) (
 func (l *loader) sequence(n *yaml.Node, what string) ([]*yaml.Node, bool) {
 	if n.Kind != yaml.SequenceNode {
 		l.add(n, "%s must be a list, got %s", what, describe(n))
-		l.unsure = true
+		l.skip(n)
 		return nil, false
 	}
 	if !l.spend(n, len(n.Content)) {
@@ -338,7 +367,6 @@ func (l *loader) duration(p pair, timeout bool) (time.Duration, bool) {
 func (l *loader) key(k *yaml.Node) (byte, bool) {
 	if len(k.Value) != 1 || !ValidKey(k.Value[0]) {
 		l.add(k, "%s is not a DTMF key (want 0-9, *, #, A-D)", describe(k))
-		l.unsure = true
 		return 0, false
 	}
 	return k.Value[0], true
@@ -382,7 +410,7 @@ type ref struct {
 func (l *loader) nodeRef(p pair) ref {
 	id, ok := l.str(p)
 	if !ok {
-		l.unsure = true
+		l.skip(p.val)
 		return ref{}
 	}
 	return ref{id: id, at: p.val}
@@ -571,6 +599,7 @@ func (l *loader) globals(p pair, override bool) []rawGlobal {
 	for _, e := range ps {
 		k, ok := l.key(e.key)
 		if !ok {
+			l.skip(e.val)
 			continue
 		}
 		if seen[k] {
@@ -582,7 +611,7 @@ func (l *loader) globals(p pair, override bool) []rawGlobal {
 		if g, ok := l.global(k, e, override); ok {
 			gs = append(gs, g)
 		} else {
-			l.unsure = true
+			l.skip(e.val)
 		}
 	}
 	return gs

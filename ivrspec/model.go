@@ -68,6 +68,10 @@ type Node struct {
 	// BargeIn lets keys pressed during the prompt count. Without it they
 	// are discarded, as VoiceXML's bargein="false" and UCCX's flush do.
 	BargeIn bool
+	// Flush discards keys typed ahead of the node: a key that ended the
+	// previous node's input and would otherwise be this node's first, as
+	// CXone's clearDigits and FreeClimb's flush_buffer do.
+	Flush bool
 
 	// Branches maps a key to the node it leads to (menu nodes).
 	Branches map[byte]*Node
@@ -102,6 +106,13 @@ type Collect struct {
 	// KeepTerminator is set.
 	Terminators    string
 	KeepTerminator bool
+	// RequireTerminator makes a terminator the only way to complete a
+	// value: reaching MaxDigits does not, and the inter-digit timer
+	// firing is a no-match.
+	RequireTerminator bool
+	// ClearKey, when not zero, empties the keys gathered so far and
+	// starts the first-digit timer again.
+	ClearKey byte
 	// TermTimeout is how long to wait for an optional terminator once
 	// MaxDigits keys are in. Zero accepts at once.
 	TermTimeout time.Duration

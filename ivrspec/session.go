@@ -48,7 +48,8 @@ const (
 	// Ignored: the key was discarded: a wrong key at a node that ignores
 	// them, a key during a prompt without barge-in, or a key after the end.
 	Ignored
-	// Duplicate: the same key with the same timestamp as the one before.
+	// Duplicate: a key with the same timestamp as one of the call's
+	// recent keys: the same event delivered twice.
 	Duplicate
 )
 
@@ -69,6 +70,10 @@ type Effects struct {
 	Prompt string
 	// Decision is set when the call has ended.
 	Decision *Decision
+	// Sensitive is set when the key was handled at a sensitive collect
+	// node, including a key typed ahead into one: it must be masked
+	// wherever it is shown.
+	Sensitive bool
 }
 
 // Decision is the end of a call: what to write back to the platform.
@@ -131,8 +136,22 @@ type Session struct {
 	reason           string
 	done             bool
 
-	lastKey byte
-	lastTS  int64
+	// seen holds the call's recent timestamped keys, oldest first, to
+	// drop a repeat of any of them. It grows with the keys, up to
+	// seenMax.
+	seen []SeenKey
+}
+
+// seenMax bounds how many recent keys a session remembers. A repeated
+// event arrives within a few keys of the first (a retransmission, or the
+// same key carried both in-band and as an RFC 4733 event), so a short
+// window catches it while a call's memory stays small.
+const seenMax = 16
+
+// SeenKey is one key event a session remembers to drop a repeat of it.
+type SeenKey struct {
+	Key byte
+	TS  int64
 }
 
 // NewSession starts a call at the flow's start node.
@@ -171,21 +190,49 @@ func (s *Session) Digits() string {
 }
 
 // Digit feeds one key pressed by the caller. ts is the platform's
-// timestamp of the key, used to drop a repeated event; zero disables that.
+// timestamp of the key: a key with the timestamp of one of the call's
+// last 16 keys is a repeat of that event and is dropped. Zero means no
+// timestamp, and such a key is never a repeat.
 func (s *Session) Digit(key byte, ts int64) Effects {
 	var eff Effects
+	eff.Sensitive = sensitive(s.node)
 	if s.done {
 		eff.Outcome = Ignored
 		return eff
 	}
-	if ts != 0 && key == s.lastKey && ts == s.lastTS {
-		eff.Outcome = Duplicate
-		return eff
+	if ts != 0 {
+		if s.repeat(key, ts) {
+			eff.Outcome = Duplicate
+			return eff
+		}
+		s.remember(key, ts)
 	}
-	s.lastKey, s.lastTS = key, ts
 
 	s.digit(key, &eff)
 	return eff
+}
+
+// repeat reports whether key at ts is one of the recent keys again.
+func (s *Session) repeat(key byte, ts int64) bool {
+	for _, k := range s.seen {
+		if k.Key == key && k.TS == ts {
+			return true
+		}
+	}
+	return false
+}
+
+// remember adds a key to the recent keys, forgetting the oldest once
+// seenMax are kept. The list grows as keys come, so a call that is
+// mid-menu after a key or two holds a small one.
+func (s *Session) remember(key byte, ts int64) {
+	k := SeenKey{Key: key, TS: ts}
+	if len(s.seen) == seenMax {
+		copy(s.seen, s.seen[1:])
+		s.seen[seenMax-1] = k
+		return
+	}
+	s.seen = append(s.seen, k)
 }
 
 // Timeout tells the session that its running timer fired. A timer that was
@@ -241,6 +288,7 @@ func (s *Session) Pending() bool { return len(s.buf) > 0 }
 
 func (s *Session) digit(key byte, eff *Effects) {
 	n := s.node
+	eff.Sensitive = eff.Sensitive || sensitive(n)
 	if s.prompting {
 		if !n.BargeIn {
 			eff.Outcome = Ignored
@@ -274,17 +322,15 @@ func (s *Session) collect(key byte, eff *Effects) {
 	c := s.node.Collect
 	term := strings.IndexByte(c.Terminators, key) >= 0
 
+	if c.ClearKey != 0 && key == c.ClearKey {
+		eff.Outcome = Accepted
+		s.buf = s.buf[:0]
+		s.termWait = false
+		s.arm(eff, TimerNoInput, s.node.Timeout)
+		return
+	}
 	if s.termWait {
-		if term {
-			eff.Outcome = Accepted
-			s.finish(s.valueWith(key), eff)
-			return
-		}
-		// A key after a complete value belongs to the next node.
-		s.finish(s.value(), eff)
-		if !s.done {
-			s.digit(key, eff)
-		}
+		s.typeahead(key, term, eff)
 		return
 	}
 
@@ -302,10 +348,17 @@ func (s *Session) collect(key byte, eff *Effects) {
 		return
 	}
 
+	if len(s.buf) == c.MaxDigits {
+		// Only with RequireTerminator is a full value still open: a
+		// further key makes it too long.
+		s.wrongKey(eff)
+		return
+	}
+
 	eff.Outcome = Accepted
 	s.buf = append(s.buf, key)
 	switch {
-	case len(s.buf) < c.MaxDigits:
+	case len(s.buf) < c.MaxDigits || c.RequireTerminator:
 		s.arm(eff, TimerInterDigit, s.node.InterDigit)
 	case c.TermTimeout > 0 && c.Terminators != "":
 		s.termWait = true
@@ -315,10 +368,33 @@ func (s *Session) collect(key byte, eff *Effects) {
 	}
 }
 
-// complete ends input at a collect node: a value long enough and matching
-// the pattern is accepted, anything else is a no-match.
+// typeahead handles a key while an optional terminator is awaited: a
+// terminator is consumed; any other key completes the value and belongs
+// to the next node, unless that node flushes keys typed ahead of it.
+func (s *Session) typeahead(key byte, term bool, eff *Effects) {
+	if term {
+		eff.Outcome = Accepted
+		s.finish(s.valueWith(key), eff)
+		return
+	}
+
+	taken := len(s.path)
+	s.finish(s.value(), eff)
+	switch {
+	case s.done:
+	case len(s.path) > taken && s.node.Flush:
+		eff.Outcome = Ignored
+	default:
+		s.digit(key, eff)
+	}
+}
+
+// complete ends input at a collect node without a terminator: a value
+// long enough and matching the pattern is accepted, anything else, or any
+// value where a terminator is required, is a no-match.
 func (s *Session) complete(eff *Effects) {
-	if len(s.buf) < s.node.Collect.MinDigits {
+	c := s.node.Collect
+	if len(s.buf) < c.MinDigits || c.RequireTerminator {
 		s.wrongKey(eff)
 		return
 	}
@@ -473,7 +549,13 @@ func uses(n *Node, key byte) bool {
 		return n.Branches[key] != nil
 	case KindCollect:
 		c := n.Collect
-		return strings.IndexByte(c.Keys, key) >= 0 || strings.IndexByte(c.Terminators, key) >= 0
+		return strings.IndexByte(c.Keys, key) >= 0 || strings.IndexByte(c.Terminators, key) >= 0 ||
+			c.ClearKey != 0 && key == c.ClearKey
 	}
 	return false
+}
+
+// sensitive reports whether n collects a value that must be masked.
+func sensitive(n *Node) bool {
+	return n != nil && n.Collect != nil && n.Collect.Sensitive
 }

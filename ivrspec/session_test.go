@@ -1,6 +1,7 @@
 package ivrspec
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -124,6 +125,7 @@ nodes:
     maxDigits: MAX
     terminators: "TERM"
     termTimeout: TT
+    EXTRA
     next: done
   done:
     type: end
@@ -138,7 +140,15 @@ nodes:
 
 func collect(t *testing.T, min, max int, term string, tt time.Duration) *Flow {
 	t.Helper()
-	r := strings.NewReplacer("MIN", itoa(min), "MAX", itoa(max), "TERM", term, "TT", tt.String())
+	return collectWith(t, min, max, term, tt, "")
+}
+
+// collectWith is collect with extra fields on the collect node, written
+// "field: value; field: value".
+func collectWith(t *testing.T, min, max int, term string, tt time.Duration, extra string) *Flow {
+	t.Helper()
+	r := strings.NewReplacer("MIN", itoa(min), "MAX", itoa(max), "TERM", term, "TT", tt.String(),
+		"EXTRA", strings.ReplaceAll(extra, "; ", "\n    "))
 	return mustParse(t, r.Replace(collectFlow))
 }
 
@@ -181,6 +191,67 @@ func TestCollectRules(t *testing.T) {
 	}
 }
 
+// TestCollectOptions covers the rules a collect node can change: keeping
+// the terminator, requiring one, and a key that clears the value.
+func TestCollectOptions(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		min, max int
+		term     string
+		tt       time.Duration
+		extra    string
+		script   string
+		want     string
+	}{
+		{"keepTerminator keeps the terminator in the value", 2, 4, "#", 0,
+			"keepTerminator: true", "12#", "value=12#"},
+		{"keepTerminator keeps a terminator consumed in the term wait", 4, 4, "#", 2 * time.Second,
+			"keepTerminator: true", "1234#", "value=1234#"},
+		{"required terminator: maxDigits does not complete", 4, 4, "#", 0,
+			"requireTerminator: true", "1234", "<none>"},
+		{"required terminator: the terminator completes", 4, 4, "#", 0,
+			"requireTerminator: true", "1234#", "value=1234"},
+		{"required terminator: a complete value at inter-digit timeout is a no-match", 2, 4, "#", 0,
+			"requireTerminator: true", "123~", "value=no_match"},
+		{"required terminator: a key past maxDigits is a no-match", 4, 4, "#", 0,
+			"requireTerminator: true", "12345", "value=no_match"},
+		{"required terminator: before minDigits is still a no-match", 3, 4, "#", 0,
+			"requireTerminator: true", "12#", "value=no_match"},
+		{"clear key empties the value", 4, 4, "#", 0,
+			`clearKey: "*"`, "12*3456", "value=3456"},
+		{"clear key restarts the first-digit timer", 4, 4, "#", 0,
+			`clearKey: "*"`, "12*~", "value=no_input"},
+		{"clear key during the term wait", 4, 4, "#", 2 * time.Second,
+			`clearKey: "*"`, "1234*5678~", "value=5678"},
+		{"clear key with a required terminator", 2, 4, "#", 0,
+			`clearKey: "*"; requireTerminator: true`, "1234*56#", "value=56"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := collectWith(t, tt.min, tt.max, tt.term, tt.tt, tt.extra)
+			d, _, _ := run(t, f, tt.script)
+			if got := vars(d); got != tt.want {
+				t.Errorf("got %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestClearKeyTimer(t *testing.T) {
+	t.Parallel()
+	s, _ := collectWith(t, 4, 4, "#", 0, `clearKey: "*"`).NewSession("c")
+	s.Digit('1', 1)
+	eff := s.Digit('*', 2)
+	if eff.Outcome != Accepted || eff.Timer != (Timer{TimerNoInput, 5 * time.Second}) {
+		t.Errorf("clear key: %+v, want it accepted and the 5s first-digit timer started", eff)
+	}
+	if s.Pending() {
+		t.Errorf("keys still pending after the clear key")
+	}
+}
+
 func TestCollectTimers(t *testing.T) {
 	t.Parallel()
 	f := collect(t, 2, 4, "#", 0)
@@ -211,6 +282,7 @@ nodes:
     type: menu
     promptDuration: 2s
     bargeIn: BARGE
+    flush: FLUSH
     prompt: menu_prompt
     branches: {"2": done, "#": hash}
   done:
@@ -230,31 +302,78 @@ func TestTypeaheadAndBargeIn(t *testing.T) {
 		name   string
 		tt     string
 		barge  string
+		flush  string
 		script string
 		want   string
+		outs   string
 	}{
-		{"a fast second key belongs to the next node", "0s", "true", "12", `path=["1","2"]`},
-		{"a terminator after a zero term timeout goes to the next node", "0s", "true", "1#", `path=["1","#"]`},
-		{"a terminator within the term timeout is consumed", "2s", "true", "1#2", `path=["1","2"]`},
-		{"a key during the term wait completes and moves on", "2s", "true", "12", `path=["1","2"]`},
-		{"barge-in off discards keys during the prompt", "0s", "false", "12~2", `path=["1","2"]`},
-		{"barge-in off, silence after the prompt is no-input", "0s", "false", "12~~", "path=timeout"},
+		{"a fast second key belongs to the next node", "0s", "true", "false", "12", `path=["1","2"]`, ""},
+		{"a terminator after a zero term timeout goes to the next node", "0s", "true", "false", "1#",
+			`path=["1","#"]`, ""},
+		{"a terminator within the term timeout is consumed", "2s", "true", "false", "1#2", `path=["1","2"]`, ""},
+		{"a key during the term wait completes and moves on", "2s", "true", "false", "12",
+			`path=["1","2"]`, "accepted accepted"},
+		{"barge-in off discards keys during the prompt", "0s", "false", "false", "12~2", `path=["1","2"]`, ""},
+		{"barge-in off, silence after the prompt is no-input", "0s", "false", "false", "12~~", "path=timeout", ""},
+		{"flush drops the key typed ahead in the term wait", "2s", "true", "true", "12",
+			"<none>", "accepted ignored"},
+		{"flush: a key after the node started counts", "2s", "true", "true", "12~2",
+			`path=["1","2"]`, "accepted ignored accepted"},
+		{"flush keeps a key pressed once the node has started", "0s", "true", "true", "12",
+			`path=["1","2"]`, "accepted accepted"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			src := strings.NewReplacer("TT", tt.tt, "BARGE", tt.barge).Replace(typeaheadFlow)
-			d, _, _ := run(t, mustParse(t, src), tt.script)
+			src := strings.NewReplacer("TT", tt.tt, "BARGE", tt.barge, "FLUSH", tt.flush).Replace(typeaheadFlow)
+			d, outs, _ := run(t, mustParse(t, src), tt.script)
 			if got := vars(d); got != tt.want {
 				t.Errorf("got %s, want %s", got, tt.want)
+			}
+			if got := outcomes(outs); tt.outs != "" && got != tt.outs {
+				t.Errorf("outcomes %s, want %s", got, tt.outs)
 			}
 		})
 	}
 }
 
+func outcomes(outs []Outcome) string {
+	s := make([]string, len(outs))
+	for i, o := range outs {
+		s[i] = o.String()
+	}
+	return strings.Join(s, " ")
+}
+
+// TestSensitiveEffect checks that a key is marked sensitive wherever it
+// is handled at a sensitive node, including a key typed ahead into one,
+// so that its owner masks it.
+func TestSensitiveEffect(t *testing.T) {
+	t.Parallel()
+	src := `
+version: 1
+start: menu
+nodes:
+  menu: {type: menu, branches: {"1": first}}
+  first: {type: collect, maxDigits: 1, termTimeout: 2s, next: pin}
+  pin: {type: collect, minDigits: 4, sensitive: true, next: done}
+  done: {type: end, variables: {pin: "${value.pin}"}}
+`
+	s, _ := mustParse(t, src).NewSession("c")
+	var got []string
+	for i, k := range []byte("17550") {
+		eff := s.Digit(k, int64(i+1))
+		got = append(got, fmt.Sprintf("%c:%v", k, eff.Sensitive))
+	}
+	want := "1:false 7:false 5:true 5:true 0:true"
+	if strings.Join(got, " ") != want {
+		t.Errorf("sensitive per key = %s, want %s", strings.Join(got, " "), want)
+	}
+}
+
 func TestPromptDelaysNoInputTimer(t *testing.T) {
 	t.Parallel()
-	src := strings.NewReplacer("TT", "0s", "BARGE", "true").Replace(typeaheadFlow)
+	src := strings.NewReplacer("TT", "0s", "BARGE", "true", "FLUSH", "false").Replace(typeaheadFlow)
 	s, _ := mustParse(t, src).NewSession("c")
 	eff := s.Digit('1', 1)
 	if eff.Prompt != "menu_prompt" || eff.Timer != (Timer{TimerPrompt, 2 * time.Second}) {
@@ -282,7 +401,7 @@ nodes:
       steps: [{prompt: ni1}, {prompt: ni2}]
       fallback: silent
     noMatch:
-      steps: [{prompt: nm1}, {}]
+      steps: [{prompt: nm1}, {prompt: nm2}]
   account:
     type: collect
     minDigits: 4
@@ -359,9 +478,78 @@ func TestEscalationPrompts(t *testing.T) {
 		ni, nm := s.Counters()
 		got = append(got, eff.Prompt+"/"+itoa(ni)+itoa(nm))
 	}
-	want := "ni1/10 nm1/11 ni2/21 /22 /23"
+	// Past its last step, a policy without a fallback runs that step
+	// again: nm2 repeats.
+	want := "ni1/10 nm1/11 ni2/21 nm2/22 nm2/23"
 	if strings.Join(got, " ") != want {
 		t.Errorf("prompts/counters = %s, want %s", strings.Join(got, " "), want)
+	}
+}
+
+func TestBackWithNothingBefore(t *testing.T) {
+	t.Parallel()
+	s, _ := mustParse(t, retryFlow).NewSession("c")
+	eff := s.Digit('*', 1)
+	ni, nm := s.Counters()
+	if eff.Outcome != NoMatch || eff.Prompt != "nm1" || ni != 0 || nm != 1 || s.Node().ID != "menu" {
+		t.Errorf("back at the start: %+v, counters %d/%d at %s; "+
+			"want a no-match counted, nm1 played, still at menu", eff, ni, nm, s.Node().ID)
+	}
+}
+
+func TestCountersResetOnSameNode(t *testing.T) {
+	t.Parallel()
+	src := `
+version: 1
+start: m
+nodes:
+  m:
+    type: menu
+    branches: {"1": m, "2": out}
+    noMatch: {steps: [{prompt: first}, {prompt: second}], fallback: out}
+  out: {type: end, variables: {x: y}}
+`
+	s, _ := mustParse(t, src).NewSession("c")
+	var got []string
+	for i, k := range []byte("919") {
+		eff := s.Digit(k, int64(i+1))
+		_, nm := s.Counters()
+		got = append(got, fmt.Sprintf("%s/%d", eff.Prompt, nm))
+	}
+	if want := "first/1 /0 first/1"; strings.Join(got, " ") != want {
+		t.Errorf("prompt/no-match count = %s, want %s: re-entering m starts its count again",
+			strings.Join(got, " "), want)
+	}
+}
+
+// TestRepromptStartsNoInputTimer: a step's prompt does not wait for the
+// entry prompt's promptDuration; the no-input timer starts at once.
+func TestRepromptStartsNoInputTimer(t *testing.T) {
+	t.Parallel()
+	src := `
+version: 1
+start: m
+nodes:
+  m:
+    type: menu
+    prompt: welcome
+    promptDuration: 4s
+    timeout: 6s
+    branches: {"1": out}
+    noInput: {steps: [{prompt: again}]}
+    noMatch: {steps: [{prompt: wrong}]}
+  out: {type: end, variables: {x: y}}
+`
+	s, entry := mustParse(t, src).NewSession("c")
+	effs := []Effects{entry, s.Timeout(), s.Timeout(), s.Digit('5', 1)}
+
+	names := []string{"entry", "prompt played", "no input", "no match"}
+	want := []string{"welcome prompt 4s", " noInput 6s", "again noInput 6s", "wrong noInput 6s"}
+	for i, eff := range effs {
+		got := fmt.Sprintf("%s %s %v", eff.Prompt, eff.Timer.Kind, eff.Timer.After)
+		if got != want[i] {
+			t.Errorf("%s: prompt and timer %q, want %q", names[i], got, want[i])
+		}
 	}
 }
 
@@ -402,20 +590,79 @@ nodes:
 	}
 }
 
+// press feeds events written "key@timestamp ..." to s. It returns the
+// outcomes and the decision, if one was made.
+func press(t *testing.T, s *Session, events string) ([]Outcome, *Decision) {
+	t.Helper()
+	var outs []Outcome
+	var d *Decision
+	for _, ev := range strings.Fields(events) {
+		k, ts, ok := strings.Cut(ev, "@")
+		n, err := strconv.ParseInt(ts, 10, 64)
+		if !ok || len(k) != 1 || err != nil {
+			t.Fatalf("bad event %q", ev)
+		}
+		eff := s.Digit(k[0], n)
+		outs = append(outs, eff.Outcome)
+		if eff.Decision != nil {
+			d = eff.Decision
+		}
+	}
+	return outs, d
+}
+
+// sixteen is 16 keys with timestamps 1 to 16: as many as a call
+// remembers.
+const sixteen = "1@1 2@2 3@3 4@4 5@5 6@6 7@7 8@8 9@9 0@10 1@11 2@12 3@13 4@14 5@15 6@16"
+
 func TestDuplicateEvents(t *testing.T) {
 	t.Parallel()
+	tests := []struct {
+		name   string
+		digits int
+		events string
+		want   string
+		last   Outcome
+	}{
+		{"an adjacent repeat is dropped", 4, "1@1 1@1 2@2 3@3 4@4", "value=1234", Accepted},
+		{"a non-adjacent replay is dropped", 4, "1@1 2@2 1@1 2@2 3@3 4@4", "value=1234", Accepted},
+		{"a replay of the whole input is dropped", 4, "1@1 2@2 3@3 1@1 2@2 3@3 4@4", "value=1234", Accepted},
+		{"the same key at a new timestamp is a new press", 4, "1@1 1@2 1@3 1@4", "value=1111", Accepted},
+		{"another key at the same timestamp is a new press", 4, "1@7 2@7 3@7 4@7", "value=1234", Accepted},
+		{"timestamp zero is never a repeat", 4, "1@0 1@0 1@0 1@0", "value=1111", Accepted},
+		{"the 16th key back is remembered", 18, sixteen + " 1@1", "<none>", Duplicate},
+		{"the 17th key back is forgotten", 18, sixteen + " 7@17 1@1", "value=123456789012345671", Accepted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, _ := collect(t, tt.digits, tt.digits, "#", 0).NewSession("c")
+			outs, d := press(t, s, tt.events)
+			if got := vars(d); got != tt.want {
+				t.Errorf("got %s, want %s", got, tt.want)
+			}
+			if got := outs[len(outs)-1]; got != tt.last {
+				t.Errorf("last key %v, want %v", got, tt.last)
+			}
+		})
+	}
+}
+
+// TestDuplicateMemoryBounded: however many keys a call sends, it keeps
+// only the last 16 to compare new ones with.
+func TestDuplicateMemoryBounded(t *testing.T) {
+	t.Parallel()
 	s, _ := Example(time.Second).NewSession("c")
-	if o := s.Digit('2', 100).Outcome; o != Accepted {
-		t.Fatalf("first = %v", o)
+	for i := 1; i <= 1000; i++ {
+		s.Digit('9', int64(i))
 	}
-	if o := s.Digit('2', 100).Outcome; o != Duplicate {
-		t.Errorf("same key, same timestamp = %v, want duplicate", o)
+	st := s.State()
+	if len(st.Seen) != seenMax || st.Seen[0].TS != 1000-seenMax+1 || st.LastTS != 1000 {
+		t.Errorf("remembered %d keys, oldest %v, last %d: want the last %d",
+			len(st.Seen), st.Seen[0], st.LastTS, seenMax)
 	}
-	if o := s.Digit('A', 100).Outcome; o != Accepted {
-		t.Errorf("another key, same timestamp = %v, want accepted", o)
-	}
-	if o := s.Digit('1', 0).Outcome; o != Accepted {
-		t.Errorf("no timestamp = %v, want accepted", o)
+	if o := s.Digit('9', 1000-seenMax+1).Outcome; o != Duplicate {
+		t.Errorf("the oldest remembered key again = %v, want duplicate", o)
 	}
 }
 

@@ -19,14 +19,19 @@ type State struct {
 	TermWait  bool
 	Reason    string
 	Done      bool
-	LastKey   byte
-	LastTS    int64
+	// Seen lists the call's recent timestamped keys, oldest first, so
+	// that a repeat of one is still dropped after a restore. LastKey and
+	// LastTS repeat the newest of them for stores that keep only one;
+	// Restore uses them when Seen is empty.
+	Seen    []SeenKey
+	LastKey byte
+	LastTS  int64
 }
 
 // State returns the session's state. The path is copied, so the state
 // stays valid as the session goes on.
 func (s *Session) State() State {
-	return State{
+	st := State{
 		CallID:    s.callID,
 		Node:      s.node.ID,
 		Buf:       string(s.buf),
@@ -38,9 +43,12 @@ func (s *Session) State() State {
 		TermWait:  s.termWait,
 		Reason:    s.reason,
 		Done:      s.done,
-		LastKey:   s.lastKey,
-		LastTS:    s.lastTS,
 	}
+	if n := len(s.seen); n > 0 {
+		st.Seen = append([]SeenKey(nil), s.seen...)
+		st.LastKey, st.LastTS = s.seen[n-1].Key, s.seen[n-1].TS
+	}
+	return st
 }
 
 // Restore rebuilds a session from a state saved by State. It fails when
@@ -76,8 +84,12 @@ func (f *Flow) Restore(st State) (*Session, error) {
 		termWait:  st.TermWait,
 		reason:    st.Reason,
 		done:      st.Done,
-		lastKey:   st.LastKey,
-		lastTS:    st.LastTS,
+	}
+	switch {
+	case len(st.Seen) > 0:
+		s.seen = append([]SeenKey(nil), st.Seen[max(len(st.Seen)-seenMax, 0):]...)
+	case st.LastTS != 0:
+		s.seen = []SeenKey{{Key: st.LastKey, TS: st.LastTS}}
 	}
 	return s, nil
 }

@@ -136,3 +136,38 @@ func FuzzRestoreRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+// TestRestoreKeepsRecentKeys: a replay of a key from before a restore is
+// still dropped after it, whether the store kept every recent key or,
+// as older stores do, only the last one.
+func TestRestoreKeepsRecentKeys(t *testing.T) {
+	t.Parallel()
+	f := collect(t, 4, 4, "#", 0)
+	tests := []struct {
+		name   string
+		edit   func(*State)
+		replay string
+		want   Outcome
+	}{
+		{"all recent keys kept, the first replayed", func(*State) {}, "1@1", Duplicate},
+		{"all recent keys kept, the last replayed", func(*State) {}, "2@2", Duplicate},
+		{"only the last kept, the last replayed", func(st *State) { st.Seen = nil }, "2@2", Duplicate},
+		{"only the last kept, the first replayed", func(st *State) { st.Seen = nil }, "1@1", Accepted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, _ := f.NewSession("c")
+			press(t, s, "1@1 2@2")
+			st := s.State()
+			tt.edit(&st)
+			r, err := f.Restore(st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if outs, _ := press(t, r, tt.replay); outs[0] != tt.want {
+				t.Errorf("replay after restore = %v, want %v", outs[0], tt.want)
+			}
+		})
+	}
+}

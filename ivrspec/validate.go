@@ -23,6 +23,7 @@ type rawNode struct {
 	prompt         string
 	promptDuration time.Duration
 	bargeIn        opt[bool]
+	flush          bool
 	timeout        opt[time.Duration]
 	interDigit     opt[time.Duration]
 	noInput        *rawPolicy
@@ -43,7 +44,9 @@ type rawCollect struct {
 	minDigits, maxDigits opt[int]
 	keys, terminators    opt[string]
 	keepTerminator       bool
-	termTimeout          time.Duration
+	requireTerminator    opt[bool]
+	clearKey             opt[byte]
+	termTimeout          opt[time.Duration]
 	pattern              *regexp.Regexp
 	sensitive            bool
 	next                 ref
@@ -73,7 +76,7 @@ func (l *loader) nodes(p pair) []*rawNode {
 	for _, e := range ps {
 		if !nodeID.MatchString(e.name) {
 			l.add(e.key, "node id %s may use only letters, digits, _, - and .", describe(e.key))
-			l.unsure = true
+			l.skip(e.val)
 			continue
 		}
 		if seen[e.name] {
@@ -91,12 +94,14 @@ func (l *loader) nodes(p pair) []*rawNode {
 
 // The fields each kind of node may have, beyond commonFields.
 var (
-	commonFields  = []string{"type", "prompt", "promptDuration"}
-	inputFields   = []string{"bargeIn", "timeout", "interDigitTimeout", "noInput", "noMatch", "global"}
+	commonFields = []string{"type", "prompt", "promptDuration"}
+	inputFields  = []string{
+		"bargeIn", "flush", "timeout", "interDigitTimeout", "noInput", "noMatch", "global",
+	}
 	menuFields    = []string{"branches"}
 	collectFields = []string{
 		"minDigits", "maxDigits", "keys", "terminators", "keepTerminator",
-		"termTimeout", "pattern", "sensitive", "next",
+		"requireTerminator", "clearKey", "termTimeout", "pattern", "sensitive", "next",
 	}
 	endFields = []string{"variables"}
 )
@@ -141,11 +146,12 @@ func (l *loader) node(e pair) *rawNode {
 
 	n.kind = l.kind(n, fs)
 	if n.kind == 0 {
-		l.unsure = true
+		l.skip(e.val)
 	}
 	for name, p := range fs {
 		if n.kind != 0 && !belongs(n.kind, name) {
 			l.add(p.key, "%s does not belong to %s %s node", name, article(n.kind), n.kind)
+			l.skip(p.val)
 			delete(fs, name)
 		}
 	}
@@ -195,6 +201,9 @@ func (l *loader) common(n *rawNode, fs map[string]pair) {
 			n.bargeIn = opt[bool]{v: b, at: p.val}
 		}
 	}
+	if p, ok := fs["flush"]; ok {
+		n.flush, _ = l.boolean(p)
+	}
 	n.timeout = l.optDuration(fs, "timeout", true)
 	n.interDigit = l.optDuration(fs, "interDigitTimeout", true)
 	if p, ok := fs["noInput"]; ok {
@@ -226,6 +235,7 @@ func (l *loader) branches(n *rawNode, fs map[string]pair) {
 	for _, e := range ps {
 		k, ok := l.key(e.key)
 		if !ok {
+			l.skip(e.val)
 			continue
 		}
 		if seen[k] {
@@ -265,9 +275,8 @@ func (l *loader) collect(n *rawNode, fs map[string]pair) {
 	if p, ok := fs["keepTerminator"]; ok {
 		c.keepTerminator, _ = l.boolean(p)
 	}
-	if p, ok := fs["termTimeout"]; ok {
-		c.termTimeout, _ = l.duration(p, false)
-	}
+	c.termTimeout = l.optDuration(fs, "termTimeout", false)
+	l.terminatorRules(c, fs)
 	if p, ok := fs["pattern"]; ok {
 		c.pattern = l.pattern(p)
 	}
@@ -319,6 +328,42 @@ func (l *loader) overlap(c *rawCollect) {
 		if strings.IndexByte(c.keys.v, k) >= 0 {
 			l.add(at, "key %c is both in keys and in terminators", k)
 		}
+	}
+}
+
+// terminatorRules reads requireTerminator and clearKey and reports the
+// combinations a caller could never complete or that would be ambiguous.
+func (l *loader) terminatorRules(c *rawCollect, fs map[string]pair) {
+	if p, ok := fs["requireTerminator"]; ok {
+		if b, ok := l.boolean(p); ok {
+			c.requireTerminator = opt[bool]{v: b, at: p.val}
+		}
+	}
+	if r := c.requireTerminator; r.v {
+		switch {
+		case c.terminators.v == "":
+			l.add(r.at, "requireTerminator needs a terminator key")
+		case c.termTimeout.v > 0:
+			l.add(c.termTimeout.at, "termTimeout has no effect with requireTerminator")
+		}
+	}
+
+	p, ok := fs["clearKey"]
+	if !ok {
+		return
+	}
+	s, ok := l.str(p)
+	switch {
+	case !ok:
+		return
+	case len(s) != 1 || !ValidKey(s[0]):
+		l.add(p.val, "clearKey %q is not a DTMF key (want 0-9, *, #, A-D)", s)
+	case strings.IndexByte(c.terminators.v, s[0]) >= 0:
+		l.add(p.val, "clearKey %c is also a terminator", s[0])
+	case strings.IndexByte(c.keys.v, s[0]) >= 0:
+		l.add(p.val, "clearKey %c is also in keys", s[0])
+	default:
+		c.clearKey = opt[byte]{v: s[0], at: p.val}
 	}
 }
 
@@ -486,6 +531,7 @@ func (c *compiler) node(n *Node) {
 	n.Prompt = rn.prompt
 	n.PromptDuration = rn.promptDuration
 	n.BargeIn = rn.bargeIn.v || !rn.bargeIn.set()
+	n.Flush = rn.flush
 
 	switch n.Kind {
 	case KindMenu:
@@ -549,6 +595,9 @@ func (c *compiler) nodeGlobals(rn *rawNode) map[byte]GlobalKey {
 	gs := maps.Clone(c.global)
 	for _, g := range rn.global {
 		switch {
+		case !g.off && !g.preempt && rawUses(rn, g.key):
+			c.add(g.at, "global key %c can never fire at %s, which uses %c itself; "+
+				"set preempt: true to make it win", g.key, rn.id, g.key)
 		case !g.off:
 			gs[g.key] = c.globalKey(g)
 		case c.global[g.key] == GlobalKey{}:
@@ -564,18 +613,35 @@ func (c *compiler) nodeGlobals(rn *rawNode) map[byte]GlobalKey {
 	return gs
 }
 
+// rawUses reports whether node rn gives key a meaning of its own, as
+// uses does for a compiled node.
+func rawUses(rn *rawNode, key byte) bool {
+	switch rn.kind {
+	case KindMenu:
+		return slices.ContainsFunc(rn.branches, func(b rawBranch) bool { return b.key == key })
+	case KindCollect:
+		c := rn.collect
+		return strings.IndexByte(c.keys.v, key) >= 0 ||
+			strings.IndexByte(c.terminators.v, key) >= 0 ||
+			c.clearKey.set() && c.clearKey.v == key
+	}
+	return false
+}
+
 func (c *compiler) collect(rn *rawNode) *Collect {
 	r := rn.collect
 	return &Collect{
-		MinDigits:      r.minDigits.v,
-		MaxDigits:      r.maxDigits.v,
-		Keys:           r.keys.v,
-		Terminators:    r.terminators.v,
-		KeepTerminator: r.keepTerminator,
-		TermTimeout:    r.termTimeout,
-		Pattern:        r.pattern,
-		Sensitive:      r.sensitive,
-		Next:           c.lookup(r.next),
+		MinDigits:         r.minDigits.v,
+		MaxDigits:         r.maxDigits.v,
+		Keys:              r.keys.v,
+		Terminators:       r.terminators.v,
+		KeepTerminator:    r.keepTerminator,
+		RequireTerminator: r.requireTerminator.v,
+		ClearKey:          r.clearKey.v,
+		TermTimeout:       r.termTimeout.v,
+		Pattern:           r.pattern,
+		Sensitive:         r.sensitive,
+		Next:              c.lookup(r.next),
 	}
 }
 
@@ -628,7 +694,10 @@ func successors(n *Node) []*Node {
 	return slices.DeleteFunc(next, func(n *Node) bool { return n == nil })
 }
 
-// reach reports the nodes no call can reach from the start.
+// reach reports the nodes no call can reach from the start. A node named
+// in a part of the file that could not be read counts as reached: the
+// part may lead to it. Without a known start, or when the file was too
+// large to read in full, reachability is unknown and goes unchecked.
 func (c *compiler) reach() {
 	if c.flow.Start == nil || c.unsure {
 		return
@@ -636,6 +705,12 @@ func (c *compiler) reach() {
 
 	seen := map[*Node]bool{c.flow.Start: true}
 	queue := []*Node{c.flow.Start}
+	for _, id := range c.flow.Order {
+		if n := c.flow.Nodes[id]; c.maybe[id] && !seen[n] {
+			seen[n] = true
+			queue = append(queue, n)
+		}
+	}
 	for len(queue) > 0 {
 		n := queue[0]
 		queue = queue[1:]

@@ -64,6 +64,7 @@ func TestLoadProblems(t *testing.T) {
 			"11:21: promptDuration must not be negative",
 			`12:14: bargeIn must be true or false, got "yes"`,
 			"13:15: branches must be a mapping, got a list",
+			"14:3: node ask cannot be reached from start",
 			`16:16: minDigits must be an integer, got "four"`,
 			`17:16: maxDigits must be an integer, got "2.5"`,
 			`18:21: keepTerminator must be true or false, got "1"`,
@@ -95,13 +96,18 @@ func TestLoadProblems(t *testing.T) {
 			"8:15: ignore discards wrong keys, so steps and fallback would never run",
 			"9:5: next does not belong to a menu node",
 			"10:3: collect ask has no next",
+			"10:3: node ask cannot be reached from start",
 			"12:5: branches does not belong to a collect node",
+			"13:3: node typeless cannot be reached from start",
 			"13:3: node typeless has no type",
+			"15:3: node odd cannot be reached from start",
 			`16:11: type must be menu, collect or end, got "form"`,
 			"17:3: end node done has no variables",
 			"19:5: timeout does not belong to an end node",
 			"20:5: global does not belong to an end node",
+			"21:3: end node empty has no way in",
 			"23:16: end node empty has no variables",
+			"24:3: node idle cannot be reached from start",
 			"26:15: menu idle has no branches",
 		}},
 		{"refs.yaml", []string{
@@ -225,6 +231,11 @@ func after(s, anchor, line string) string {
 	return strings.Replace(s, anchor, anchor+"\n    "+line, 1)
 }
 
+// orphan adds an end node nothing leads to at the end of graphFlow s.
+func orphan(s string) string {
+	return s + "  lost:\n    type: end\n    variables: {ivr_status: lost}\n"
+}
+
 // before adds a top-level line to graphFlow s before its nodes.
 func before(s, line string) string {
 	return strings.Replace(s, "nodes:", line+"\nnodes:", 1)
@@ -254,7 +265,7 @@ func TestLoadGraphRules(t *testing.T) {
 			name: "a node's own global key is a way in",
 			change: func(s string) string {
 				s = strings.Replace(s, `"0": {goto: operator}`, `"0": {goto: done}`, 1)
-				return after(s, atAsk, `global: {"#": {goto: operator}}`)
+				return after(s, atAsk, `global: {"*": {goto: operator}}`)
 			},
 		},
 		{
@@ -270,6 +281,79 @@ func TestLoadGraphRules(t *testing.T) {
 				return strings.Replace(s, "start: main", "start: mian", 1)
 			},
 			want: []string{`3:8: unknown node "mian"`},
+		},
+		{
+			name: "an orphan is reported alongside an unreadable reference",
+			change: func(s string) string {
+				return orphan(after(s, atMain, "noMatch: {fallback: [operator]}"))
+			},
+			want: []string{
+				"10:25: fallback must be a string, got a list",
+				"20:3: end node lost has no way in",
+			},
+		},
+		{
+			name: "an orphan is reported alongside an unknown reference",
+			change: func(s string) string {
+				return orphan(after(s, atMain, "noMatch: {fallback: nowhere}"))
+			},
+			want: []string{
+				`10:25: unknown node "nowhere"`,
+				"20:3: end node lost has no way in",
+			},
+		},
+		{
+			name: "a node named in an unreadable reference is no orphan",
+			change: func(s string) string {
+				return orphan(after(s, atMain, "noMatch: {fallback: [lost]}"))
+			},
+			want: []string{"10:25: fallback must be a string, got a list"},
+		},
+		{
+			name: "a branch with a bad key still leads to its node",
+			change: func(s string) string {
+				return orphan(strings.Replace(s, atMain, "    branches: {1: ask, X: lost}", 1))
+			},
+			want: []string{`9:24: "X" is not a DTMF key (want 0-9, *, #, A-D)`},
+		},
+		{
+			name: "a node's own global key on a branch key never fires",
+			change: func(s string) string {
+				return after(s, atMain, `global: {"1": {goto: operator}}`)
+			},
+			want: []string{"10:14: global key 1 can never fire at main, which uses 1 itself; " +
+				"set preempt: true to make it win"},
+		},
+		{
+			name: "a node's own global key on a digit never fires",
+			change: func(s string) string {
+				return after(s, atAsk, `global: {"5": {goto: operator}}`)
+			},
+			want: []string{"13:14: global key 5 can never fire at ask, which uses 5 itself; " +
+				"set preempt: true to make it win"},
+		},
+		{
+			name: "a node's own global key on its terminator never fires",
+			change: func(s string) string {
+				return after(s, atAsk, `global: {"#": {goto: operator}}`)
+			},
+			want: []string{"13:14: global key # can never fire at ask, which uses # itself; " +
+				"set preempt: true to make it win"},
+		},
+		{
+			name: "a node's own global key on its clear key never fires",
+			change: func(s string) string {
+				s = after(s, atAsk, `clearKey: "*"`)
+				return after(s, atAsk, `global: {"*": {goto: operator}}`)
+			},
+			want: []string{"13:14: global key * can never fire at ask, which uses * itself; " +
+				"set preempt: true to make it win"},
+		},
+		{
+			name: "a node's own global key that preempts its digit",
+			change: func(s string) string {
+				return after(s, atAsk, `global: {"5": {goto: operator, preempt: true}}`)
+			},
 		},
 		{
 			name: "silence through the defaults",
@@ -385,6 +469,39 @@ func TestLoadSmallProblems(t *testing.T) {
 		{"zero timeout", "version: 1\nstart: m\nnodes:\n" +
 			"  m: {type: menu, timeout: 0s, branches: {1: e}}\n" + end, []string{
 			"4:28: timeout must be more than zero",
+		}},
+		{"flush not a boolean", "version: 1\nstart: m\nnodes:\n" +
+			"  m: {type: menu, flush: yes, branches: {1: e}}\n" + end, []string{
+			`4:26: flush must be true or false, got "yes"`,
+		}},
+		{"flush at an end node", "version: 1\nstart: m\nnodes:\n" +
+			"  m: {type: menu, branches: {1: e}}\n  e: {type: end, flush: true, variables: {x: y}}\n",
+			[]string{
+				"5:18: flush does not belong to an end node",
+			}},
+		{"required terminator without one", "version: 1\nstart: c\nnodes:\n" +
+			"  c: {type: collect, terminators: '', requireTerminator: true, next: e}\n" + end, []string{
+			"4:58: requireTerminator needs a terminator key",
+		}},
+		{"required terminator with a term timeout", "version: 1\nstart: c\nnodes:\n" +
+			"  c: {type: collect, termTimeout: 2s, requireTerminator: true, next: e}\n" + end, []string{
+			"4:35: termTimeout has no effect with requireTerminator",
+		}},
+		{"clear key that is a terminator", "version: 1\nstart: c\nnodes:\n" +
+			"  c: {type: collect, clearKey: '#', next: e}\n" + end, []string{
+			"4:32: clearKey # is also a terminator",
+		}},
+		{"clear key that is a value key", "version: 1\nstart: c\nnodes:\n" +
+			"  c: {type: collect, clearKey: '0', next: e}\n" + end, []string{
+			"4:32: clearKey 0 is also in keys",
+		}},
+		{"clear key that is no key", "version: 1\nstart: c\nnodes:\n" +
+			"  c: {type: collect, clearKey: '**', next: e}\n" + end, []string{
+			`4:32: clearKey "**" is not a DTMF key (want 0-9, *, #, A-D)`,
+		}},
+		{"clear key at a menu", "version: 1\nstart: m\nnodes:\n" +
+			"  m: {type: menu, clearKey: '*', branches: {1: e}}\n" + end, []string{
+			"4:19: clearKey does not belong to a menu node",
 		}},
 		{"terminator in keys by default", "version: 1\nstart: c\nnodes:\n" +
 			"  c: {type: collect, keys: '0123*#', next: e}\n" + end, []string{

@@ -58,17 +58,72 @@ func TestManyCallsAtOnce(t *testing.T) {
 	})
 }
 
-// ExampleRun shows a flow test: a script of keys and pauses, then the
-// variables the call wrote. It runs inside a test function:
-//
-//	func TestMenu(t *testing.T) { ... }
-func ExampleRun() {
-	var t *testing.T // the *testing.T of the test function
-	flowtest.Run(t, ivrspec.Example(10*time.Second), func(h *flowtest.Harness) {
+// TestPackageDocExample runs the example of the package documentation,
+// so that what it promises holds.
+func TestPackageDocExample(t *testing.T) {
+	flow, err := ivrspec.LoadFile("../examples/bank.yaml", ivrspec.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flowtest.Run(t, flow, func(h *flowtest.Harness) {
 		c := h.Call("call-1")
-		c.Script(`press "2"; wait 2s; press "A1"`)
-		if c.Var("ivr_status") != "completed" {
-			t.Errorf("want the call completed, got %q", c.Var("ivr_status"))
+		c.Script(`press "1"; press "12345678#"; wait 5s; press "4321"; press "2"`)
+		if got := c.Var("ivr_status"); got != "balance_savings" {
+			t.Errorf("ivr_status = %q, want balance_savings", got)
 		}
 	})
+}
+
+// TestRepeatedEvents sends events again, as a platform that delivers one
+// twice does, and checks the call takes each key once.
+func TestRepeatedEvents(t *testing.T) {
+	contract := ivrspec.Example(10 * time.Second)
+	bank, err := ivrspec.LoadExample("bank.yaml", ivrspec.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		flow   *ivrspec.Flow
+		script string
+		end    string
+		v      string
+		want   string
+	}{
+		{"a replayed menu key is dropped", contract,
+			`press "2A" at 100; press "2A" at 100; press "1" at 102`,
+			"completed", "ivr_selection", `["2","A","1"]`},
+		{"a replay after the next key is dropped", contract,
+			`press "2" at 100; press "A" at 101; press "2" at 100; press "1" at 102`,
+			"completed", "ivr_selection", `["2","A","1"]`},
+		{"another key at the same timestamp is a new press", contract,
+			`press "2" at 100; press "A" at 100; press "1" at 100`,
+			"completed", "ivr_selection", `["2","A","1"]`},
+		{"the same key at a new timestamp is a new press", bank,
+			`press "1" at 100; press "11111111#" at 200; press "1111" at 300; press "1" at 400`,
+			"checking", "account", "11111111"},
+		{"a replayed account number is dropped", bank,
+			`press "1" at 100; press "1234" at 200; press "1234" at 200; press "5678#" at 204; ` +
+				`press "4321" at 300; press "1" at 400`,
+			"checking", "account", "12345678"},
+		{"keys without timestamps are never repeats", bank,
+			`press "1"; press "11111111#"; press "1111"; press "1"`,
+			"checking", "account", "11111111"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			flowtest.Run(t, tt.flow, func(h *flowtest.Harness) {
+				c := h.Call("call-1")
+				c.Script(tt.script)
+				d := c.Decision()
+				if d == nil {
+					t.Fatalf("no decision; the call is at %s", c.Node())
+				}
+				if d.End != tt.end || d.Reason != ivrspec.ReasonCompleted || c.Var(tt.v) != tt.want {
+					t.Errorf("ended at %s (%s) with %s %q, want %s (completed) with %q",
+						d.End, d.Reason, tt.v, c.Var(tt.v), tt.end, tt.want)
+				}
+			})
+		})
+	}
 }

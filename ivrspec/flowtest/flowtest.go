@@ -9,13 +9,21 @@
 // the settled result of what it did.
 //
 //	func TestBank(t *testing.T) {
-//		flow, _ := ivrspec.LoadFile("bank.yaml", ivrspec.Options{})
+//		flow, err := ivrspec.LoadFile("bank.yaml", ivrspec.Options{})
+//		if err != nil {
+//			t.Fatal(err)
+//		}
 //		flowtest.Run(t, flow, func(h *flowtest.Harness) {
 //			c := h.Call("call-1")
-//			c.Script(`press "1"; press "12345678#"; wait 5s`)
-//			if got := c.Var("ivr_status"); got != "completed" { ... }
+//			c.Script(`press "1"; press "12345678#"; wait 5s; press "4321"; press "2"`)
+//			if got := c.Var("ivr_status"); got != "balance_savings" {
+//				t.Errorf("ivr_status = %q, want balance_savings", got)
+//			}
 //		})
 //	}
+//
+// Run needs the *testing.T of a test function, so the harness has no
+// runnable Example; package ivrspec has one for the session it drives.
 package flowtest
 
 import (
@@ -111,14 +119,37 @@ func (c *Call) Start() {
 	synctest.Wait()
 }
 
-// Press presses keys one after another, with no time between them.
+// Press presses keys one after another, with no time between them. The
+// keys carry no platform timestamp, so none is taken for a repeat.
 func (c *Call) Press(keys string) {
+	c.h.t.Helper()
+	c.press(keys, 0)
+}
+
+// PressAt presses keys as Press does, giving the i-th key the platform
+// timestamp ts+i (UNIX milliseconds). Pressing the same keys at the same
+// ts again sends the same events again, as a platform that delivers an
+// event twice does: dtmfd must drop the repeats.
+func (c *Call) PressAt(keys string, ts int64) {
+	c.h.t.Helper()
+	if ts <= 0 {
+		c.h.t.Fatalf("press %q at %d: a timestamp must be positive", keys, ts)
+	}
+	c.press(keys, ts)
+}
+
+// press sends keys, numbering their timestamps from ts unless it is 0.
+func (c *Call) press(keys string, ts int64) {
 	c.h.t.Helper()
 	for i := 0; i < len(keys); i++ {
 		if !ivrspec.ValidKey(keys[i]) {
 			c.h.t.Fatalf("press %q: %q is not a DTMF key", keys, keys[i])
 		}
-		c.h.eng.Digit(&actors.Digit{CallID: c.id, Key: keys[i], Received: time.Now()})
+		d := &actors.Digit{CallID: c.id, Key: keys[i], Received: time.Now()}
+		if ts != 0 {
+			d.Timestamp = ts + int64(i)
+		}
+		c.h.eng.Digit(d)
 	}
 	synctest.Wait()
 }
@@ -128,9 +159,10 @@ func (c *Call) Wait(d time.Duration) { c.h.Wait(d) }
 
 // Script runs a script of steps separated by newlines or semicolons:
 //
-//	start          start the call before its first key
-//	press "12#"    press the keys
-//	wait 5s        let time pass (a Go duration)
+//	start                start the call before its first key
+//	press "12#"          press the keys
+//	press "12#" at 1000  press them with timestamps 1000, 1001, 1002
+//	wait 5s              let time pass (a Go duration)
 func (c *Call) Script(script string) {
 	c.h.t.Helper()
 	for _, step := range strings.FieldsFunc(script, func(r rune) bool { return r == ';' || r == '\n' }) {
@@ -149,11 +181,7 @@ func (c *Call) step(step string) error {
 	case "start":
 		c.Start()
 	case "press":
-		keys, err := strconv.Unquote(arg)
-		if err != nil {
-			return fmt.Errorf("want press \"KEYS\": %w", err)
-		}
-		c.Press(keys)
+		return c.pressStep(arg)
 	case "wait":
 		d, err := time.ParseDuration(arg)
 		if err != nil {
@@ -163,6 +191,26 @@ func (c *Call) step(step string) error {
 	default:
 		return fmt.Errorf("unknown step %q: want start, press or wait", verb)
 	}
+	return nil
+}
+
+// pressStep runs `press "KEYS"` or `press "KEYS" at TS`.
+func (c *Call) pressStep(arg string) error {
+	quoted, at, timed := strings.Cut(arg, " at ")
+	keys, err := strconv.Unquote(strings.TrimSpace(quoted))
+	if err != nil {
+		return fmt.Errorf("want press \"KEYS\" [at TIMESTAMP]: %w", err)
+	}
+	if !timed {
+		c.Press(keys)
+		return nil
+	}
+
+	ts, err := strconv.ParseInt(strings.TrimSpace(at), 10, 64)
+	if err != nil || ts <= 0 {
+		return fmt.Errorf("want a positive timestamp after at, got %q", at)
+	}
+	c.PressAt(keys, ts)
 	return nil
 }
 
