@@ -38,6 +38,9 @@ type call struct {
 	prompt string
 	// begun is set when the call was started by Begin, before any key.
 	begun bool
+	// fresh is set from the call's start until its first Step, which may
+	// move it to the node the platform names.
+	fresh bool
 
 	// outbox holds the decision of a clustered call until its state is
 	// saved; the grain sends it then. Unused on a single node.
@@ -53,6 +56,10 @@ type call struct {
 	// takes no more input. told is set once the ingress knows.
 	over bool
 	told bool
+
+	// ingress is told when the call actor stopped; nil for a cluster's
+	// call grains, which the cluster tracks.
+	ingress *actor.PID
 }
 
 func newCall(sh *shared, id string, flow *ivrspec.Flow, platformTimed bool) *call {
@@ -76,6 +83,9 @@ func (c *call) Receive(ctx actor.Context) {
 		c.cancelTimer()
 	case *actor.Stopped:
 		c.sh.metrics.CallClosed()
+		if c.ingress != nil {
+			ctx.Send(c.ingress, &callStopped{who: ctx.Self()})
+		}
 	}
 	if c.over {
 		c.tell(ctx, "", nil)
@@ -88,6 +98,7 @@ func (c *call) start(ctx actor.Context) {
 
 	sess, eff := c.flow.NewSession(c.id)
 	c.sess = sess
+	c.fresh = true
 	c.prompt = eff.Prompt
 	c.apply(ctx, eff, c.lastInput, "")
 }
@@ -119,7 +130,7 @@ func (c *call) digit(ctx actor.Context, d *Digit) {
 
 	node := c.sess.Node()
 	eff := c.sess.Digit(d.Key, d.Timestamp)
-	shown := c.countDigit(node, d.Key, eff.Outcome)
+	shown := c.countDigit(node, d.Key, eff)
 	if eff.Outcome == ivrspec.Accepted {
 		c.lastInput = d.Received
 	}
@@ -127,7 +138,11 @@ func (c *call) digit(ctx actor.Context, d *Digit) {
 }
 
 // countDigit counts and logs a key; it returns the key as it may be shown.
-func (c *call) countDigit(node *ivrspec.Node, key byte, o ivrspec.Outcome) string {
+// node is where the call was when the key came. The key is masked when
+// that node or any node it reached, typed ahead, collects a sensitive
+// value.
+func (c *call) countDigit(node *ivrspec.Node, key byte, eff ivrspec.Effects) string {
+	o := eff.Outcome
 	outcome := metrics.OutcomeAccepted
 	switch o {
 	case ivrspec.NoMatch, ivrspec.Ignored:
@@ -138,7 +153,7 @@ func (c *call) countDigit(node *ivrspec.Node, key byte, o ivrspec.Outcome) strin
 	c.sh.metrics.Event("dtmf", outcome)
 
 	shown := string(key)
-	if node.Collect != nil && node.Collect.Sensitive {
+	if eff.Sensitive || node.Collect != nil && node.Collect.Sensitive {
 		shown = "*"
 	}
 	if c.sh.log.Enabled(context.Background(), slog.LevelDebug) {
@@ -205,6 +220,13 @@ func (c *call) runStep(ctx actor.Context, s *Step) *StepReply {
 		return &StepReply{Ended: true}
 	}
 
+	resumed := c.fresh && s.At != "" && c.resume(s.At)
+	c.fresh = false
+	if s.At != "" && s.At != c.sess.Node().ID {
+		c.logger().Debug("turn answers another node; not applied", "at", s.At)
+		return c.elsewhere()
+	}
+
 	var decision *ivrspec.Decision
 	feed := func(eff ivrspec.Effects, key string) {
 		if eff.Prompt != "" {
@@ -225,12 +247,41 @@ func (c *call) runStep(ctx actor.Context, s *Step) *StepReply {
 	for i := 0; i < len(s.Keys) && decision == nil; i++ {
 		node := c.sess.Node()
 		eff := c.sess.Digit(s.Keys[i], 0)
-		feed(eff, c.countDigit(node, s.Keys[i], eff.Outcome))
+		feed(eff, c.countDigit(node, s.Keys[i], eff))
 	}
 	if decision == nil && (s.Keys == "" || c.sess.Pending()) {
 		feed(c.sess.EndInput(), "")
 	}
-	return c.reply(decision)
+	r := c.reply(decision)
+	r.Resumed = resumed
+	return r
+}
+
+// resume moves a call that has just started to node at, for a platform
+// that names the node its keys answer when this process never saw the
+// call. It reports whether the call moved: not when at is where it
+// starts, nor when the flow has no such node waiting for input.
+func (c *call) resume(at string) bool {
+	n := c.flow.Nodes[at]
+	if n == nil || n.Kind == ivrspec.KindEnd || n == c.sess.Node() {
+		return false
+	}
+	sess, err := c.flow.Restore(ivrspec.State{CallID: c.id, Node: at, Timer: ivrspec.TimerNoInput})
+	if err != nil {
+		return false
+	}
+	c.sess = sess
+	c.logger().Info("call resumed at the node the platform named")
+	return true
+}
+
+// elsewhere answers a Step whose keys answer another node's prompt: the
+// call's own node, with its prompt to play again.
+func (c *call) elsewhere() *StepReply {
+	n := c.sess.Node()
+	noInput, noMatch := c.sess.Counters()
+	return &StepReply{Node: n, Prompt: n.Prompt, NoInput: noInput, NoMatch: noMatch,
+		Elsewhere: true}
 }
 
 func (c *call) reply(d *ivrspec.Decision) *StepReply {

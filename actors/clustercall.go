@@ -51,9 +51,15 @@ func (g *callGrain) Receive(ctx actor.Context) {
 			return &clusterpb.StepReply{}
 		})
 	case *clusterpb.Step:
+		if g.c == nil && !g.stale && m.GetExisting() {
+			// No member holds the call and none is wanted.
+			ctx.Respond(&clusterpb.StepReply{Unknown: true})
+			ctx.Poison(ctx.Self())
+			return
+		}
 		g.handle(ctx, m.GetRequestId(), true, func() *clusterpb.StepReply {
 			r := g.c.runStep(ctx, &Step{CallID: g.id, Keys: m.GetKeys(), Hangup: m.GetHangup(),
-				Received: fromUnixNano(m.GetReceivedUnixNano())})
+				Received: fromUnixNano(m.GetReceivedUnixNano()), At: m.GetAt()})
 			return toStepReply(r)
 		})
 	case *clusterpb.Wake:
@@ -241,6 +247,10 @@ func toStepReply(r *StepReply) *clusterpb.StepReply {
 		Ended:    r.Ended,
 		NoInput:  int32(r.NoInput),
 		NoMatch:  int32(r.NoMatch),
+
+		Unknown:   r.Unknown,
+		Elsewhere: r.Elsewhere,
+		Resumed:   r.Resumed,
 	}
 	if r.Node != nil {
 		m.Node = r.Node.ID
@@ -255,6 +265,10 @@ func fromStepReply(m *clusterpb.StepReply, flow *ivrspec.Flow) *StepReply {
 		Ended:    m.GetEnded(),
 		NoInput:  int(m.GetNoInput()),
 		NoMatch:  int(m.GetNoMatch()),
+
+		Unknown:   m.GetUnknown(),
+		Elsewhere: m.GetElsewhere(),
+		Resumed:   m.GetResumed(),
 	}
 	if m.GetNode() != "" && flow != nil {
 		r.Node = flow.Nodes[m.GetNode()]

@@ -90,7 +90,7 @@ func (in *clusterIngress) step(ctx actor.Context, s *Step) {
 	}
 	in.enqueue(ctx, s.CallID, &outbound{
 		msg: &clusterpb.Step{RequestId: id, Keys: s.Keys, Hangup: s.Hangup,
-			ReceivedUnixNano: unixNano(s.Received)},
+			ReceivedUnixNano: unixNano(s.Received), At: s.At, Existing: s.Existing},
 		replyTo: ctx.Sender(),
 	})
 }

@@ -45,8 +45,12 @@ type Config struct {
 	// MaxIdle ends a call with no accepted key for this long (30m), for
 	// flows that retry forever.
 	MaxIdle time.Duration
-	// EndedTTL is how long an ended call's id is remembered so that late
-	// keys are refused (1m).
+	// EndedTTL is how long an ended call's id is remembered so that its
+	// late keys are refused (4h): a caller may go on pressing keys while
+	// talking to an agent, and each of those would otherwise start the
+	// call again and write a timeout over its decision. Keep it longer
+	// than a call: a key after it (up to an eighth more) starts a new
+	// call. Each id remembered costs about 100 bytes.
 	EndedTTL time.Duration
 
 	// OnCall, when set, is told of every step of every call.
@@ -169,15 +173,21 @@ func newShared(cfg Config, system *actor.ActorSystem) *shared {
 // spawnEngine spawns the writer pool and the ingress in.
 func spawnEngine(system *actor.ActorSystem, sh *shared, cfg Config, workCtx context.Context,
 	cancel context.CancelFunc, in actor.Actor) (*Engine, error) {
+	// The ingress and the writer take bursts of a whole busy minute's
+	// keys and decisions. protoactor's default mailbox is a ring buffer
+	// that keeps the size of the largest burst for good; the lock-free
+	// one is a linked list that gives its memory back as it empties.
+	mailbox := actor.WithMailbox(actor.UnboundedLockfree())
 	w := newWriter(sh, cfg.Sink, workCtx, cfg.Writers)
-	writer, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return w }), "writer")
+	writer, err := system.Root.SpawnNamed(
+		actor.PropsFromProducer(func() actor.Actor { return w }, mailbox), "writer")
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("spawn writer: %w", err)
 	}
 	sh.writer = writer
 
-	opts := []actor.PropsOption{actor.WithSupervisor(stopOnPanic)}
+	opts := []actor.PropsOption{mailbox}
 	if sh.pool != nil {
 		opts = append(opts, actor.WithDispatcher(sh.pool))
 	}
@@ -209,7 +219,7 @@ func withDefaults(c Config) Config {
 	def(&c.MaxKeys, 256)
 	defDur(&c.WriteDeadline, 2*time.Minute)
 	defDur(&c.MaxIdle, 30*time.Minute)
-	defDur(&c.EndedTTL, time.Minute)
+	defDur(&c.EndedTTL, 4*time.Hour)
 	if c.Clock == nil {
 		c.Clock = SystemClock{}
 	}

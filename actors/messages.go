@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
+
 	"github.com/dtmfd/dtmfd/ivrspec"
 )
 
@@ -128,6 +130,10 @@ type retryDue struct{ id string }
 // statsRequest asks an actor for its counts; used by health checks.
 type statsRequest struct{}
 
+// callStopped tells the ingress that a call actor it spawned stopped,
+// after its last message.
+type callStopped struct{ who *actor.PID }
+
 // Stats is a snapshot of the engine's load.
 type Stats struct {
 	OpenCalls int
@@ -151,6 +157,16 @@ type Step struct {
 	// Hangup ends the call without a decision: the caller is gone.
 	Hangup   bool
 	Received time.Time
+	// At names the node whose prompt the keys answer, when the platform
+	// learned it from an earlier reply. A call waiting at another node
+	// applies nothing and answers with its own node, marked Elsewhere. A
+	// call that is not open starts at At instead of the flow's start (the
+	// process that ran it is gone), marked Resumed; the keys it took
+	// before are not known.
+	At string
+	// Existing asks for an open call only: a call that is not open is not
+	// started, and the reply is marked Unknown.
+	Existing bool
 }
 
 // StepReply is the call's state after a Step: what the platform should
@@ -166,6 +182,14 @@ type StepReply struct {
 	Ended   bool
 	NoInput int
 	NoMatch int
+	// Unknown reports that the call was not open and the Step, which
+	// asked for an Existing call, started none.
+	Unknown bool
+	// Elsewhere reports that the call waits at another node than the
+	// Step's At, so the Step's keys were not applied.
+	Elsewhere bool
+	// Resumed reports that the Step started the call at its At.
+	Resumed bool
 }
 
 // clone returns a copy of r, so that a reply given again is not shared

@@ -155,8 +155,12 @@ type Step struct {
 	Keys             string                 `protobuf:"bytes,2,opt,name=keys,proto3" json:"keys,omitempty"`
 	Hangup           bool                   `protobuf:"varint,3,opt,name=hangup,proto3" json:"hangup,omitempty"`
 	ReceivedUnixNano int64                  `protobuf:"varint,4,opt,name=received_unix_nano,json=receivedUnixNano,proto3" json:"received_unix_nano,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// at is the node whose prompt the keys answer, if the platform named it.
+	At string `protobuf:"bytes,5,opt,name=at,proto3" json:"at,omitempty"`
+	// existing asks for a call some member holds: none is started.
+	Existing      bool `protobuf:"varint,6,opt,name=existing,proto3" json:"existing,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Step) Reset() {
@@ -215,6 +219,20 @@ func (x *Step) GetReceivedUnixNano() int64 {
 		return x.ReceivedUnixNano
 	}
 	return 0
+}
+
+func (x *Step) GetAt() string {
+	if x != nil {
+		return x.At
+	}
+	return ""
+}
+
+func (x *Step) GetExisting() bool {
+	if x != nil {
+		return x.Existing
+	}
+	return false
 }
 
 // Wake re-activates a call whose timer is overdue, so that a call whose
@@ -470,13 +488,19 @@ func (x *Decision) GetVariables() []*Variable {
 
 // StepReply answers a Step.
 type StepReply struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
-	Prompt        string                 `protobuf:"bytes,2,opt,name=prompt,proto3" json:"prompt,omitempty"`
-	Decision      *Decision              `protobuf:"bytes,3,opt,name=decision,proto3" json:"decision,omitempty"`
-	Ended         bool                   `protobuf:"varint,4,opt,name=ended,proto3" json:"ended,omitempty"`
-	NoInput       int32                  `protobuf:"varint,5,opt,name=no_input,json=noInput,proto3" json:"no_input,omitempty"`
-	NoMatch       int32                  `protobuf:"varint,6,opt,name=no_match,json=noMatch,proto3" json:"no_match,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Node     string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Prompt   string                 `protobuf:"bytes,2,opt,name=prompt,proto3" json:"prompt,omitempty"`
+	Decision *Decision              `protobuf:"bytes,3,opt,name=decision,proto3" json:"decision,omitempty"`
+	Ended    bool                   `protobuf:"varint,4,opt,name=ended,proto3" json:"ended,omitempty"`
+	NoInput  int32                  `protobuf:"varint,5,opt,name=no_input,json=noInput,proto3" json:"no_input,omitempty"`
+	NoMatch  int32                  `protobuf:"varint,6,opt,name=no_match,json=noMatch,proto3" json:"no_match,omitempty"`
+	// unknown: no member held the call and the Step asked for an existing one.
+	Unknown bool `protobuf:"varint,7,opt,name=unknown,proto3" json:"unknown,omitempty"`
+	// elsewhere: the call waits at another node than the Step's at.
+	Elsewhere bool `protobuf:"varint,8,opt,name=elsewhere,proto3" json:"elsewhere,omitempty"`
+	// resumed: the Step started the call at its at.
+	Resumed       bool `protobuf:"varint,9,opt,name=resumed,proto3" json:"resumed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -551,6 +575,27 @@ func (x *StepReply) GetNoMatch() int32 {
 		return x.NoMatch
 	}
 	return 0
+}
+
+func (x *StepReply) GetUnknown() bool {
+	if x != nil {
+		return x.Unknown
+	}
+	return false
+}
+
+func (x *StepReply) GetElsewhere() bool {
+	if x != nil {
+		return x.Elsewhere
+	}
+	return false
+}
+
+func (x *StepReply) GetResumed() bool {
+	if x != nil {
+		return x.Resumed
+	}
+	return false
 }
 
 // PathEntry is one input the caller gave.
@@ -944,13 +989,15 @@ const file_dtmfd_cluster_proto_rawDesc = "" +
 	"\x05Begin\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12,\n" +
-	"\x12received_unix_nano\x18\x02 \x01(\x03R\x10receivedUnixNano\"\x7f\n" +
+	"\x12received_unix_nano\x18\x02 \x01(\x03R\x10receivedUnixNano\"\xab\x01\n" +
 	"\x04Step\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x12\n" +
 	"\x04keys\x18\x02 \x01(\tR\x04keys\x12\x16\n" +
 	"\x06hangup\x18\x03 \x01(\bR\x06hangup\x12,\n" +
-	"\x12received_unix_nano\x18\x04 \x01(\x03R\x10receivedUnixNano\"\x06\n" +
+	"\x12received_unix_nano\x18\x04 \x01(\x03R\x10receivedUnixNano\x12\x0e\n" +
+	"\x02at\x18\x05 \x01(\tR\x02at\x12\x1a\n" +
+	"\bexisting\x18\x06 \x01(\bR\bexisting\"\x06\n" +
 	"\x04Wake\"\x1b\n" +
 	"\x03Ack\x12\x14\n" +
 	"\x05ended\x18\x01 \x01(\bR\x05ended\"\a\n" +
@@ -963,14 +1010,17 @@ const file_dtmfd_cluster_proto_rawDesc = "" +
 	"\x03end\x18\x01 \x01(\tR\x03end\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\tR\x04from\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x128\n" +
-	"\tvariables\x18\x04 \x03(\v2\x1a.dtmfd.cluster.v1.VariableR\tvariables\"\xbb\x01\n" +
+	"\tvariables\x18\x04 \x03(\v2\x1a.dtmfd.cluster.v1.VariableR\tvariables\"\x8d\x02\n" +
 	"\tStepReply\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x16\n" +
 	"\x06prompt\x18\x02 \x01(\tR\x06prompt\x126\n" +
 	"\bdecision\x18\x03 \x01(\v2\x1a.dtmfd.cluster.v1.DecisionR\bdecision\x12\x14\n" +
 	"\x05ended\x18\x04 \x01(\bR\x05ended\x12\x19\n" +
 	"\bno_input\x18\x05 \x01(\x05R\anoInput\x12\x19\n" +
-	"\bno_match\x18\x06 \x01(\x05R\anoMatch\"S\n" +
+	"\bno_match\x18\x06 \x01(\x05R\anoMatch\x12\x18\n" +
+	"\aunknown\x18\a \x01(\bR\aunknown\x12\x1c\n" +
+	"\telsewhere\x18\b \x01(\bR\telsewhere\x12\x18\n" +
+	"\aresumed\x18\t \x01(\bR\aresumed\"S\n" +
 	"\tPathEntry\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x14\n" +
 	"\x05input\x18\x02 \x01(\tR\x05input\x12\x1c\n" +
