@@ -78,6 +78,10 @@ type CXone struct {
 
 	failTokens, failDiscovery, failSignals failure
 
+	// region is the path segment of the API endpoint discovery names,
+	// "" for the emulator's root; MoveAPI changes it.
+	region string
+
 	passwordGrants, refreshGrants, tokenRequests int
 	discoveryRequests, signalRequests            int
 }
@@ -112,7 +116,9 @@ func NewCXone(opts CXoneOptions) *CXone {
 	c.mux.HandleFunc("GET /.well-known/openid-configuration", c.serveOpenID)
 	c.mux.HandleFunc("GET /.well-known/cxone-configuration", c.serveConfiguration)
 	c.mux.HandleFunc("POST /auth/token", c.serveToken)
-	c.mux.HandleFunc("POST /inContactAPI/services/{version}/interactions/{id}/signal", c.serveSignal)
+	const signal = "/inContactAPI/services/{version}/interactions/{id}/signal"
+	c.mux.HandleFunc("POST "+signal, c.serveSignal)
+	c.mux.HandleFunc("POST /region/{region}"+signal, c.serveSignal)
 	return c
 }
 
@@ -231,8 +237,27 @@ func (c *CXone) serveConfiguration(w http.ResponseWriter, r *http.Request) {
 	replyJSON(w, http.StatusOK, map[string]any{
 		"tenantId":     c.opts.TenantID,
 		"area":         "emulator",
-		"api_endpoint": c.baseURL(r),
+		"api_endpoint": c.baseURL(r) + c.apiPath(),
 	})
+}
+
+// apiPath is the path of the API endpoint under the base URL.
+func (c *CXone) apiPath() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.region == "" {
+		return ""
+	}
+	return "/region/" + c.region
+}
+
+// MoveAPI moves the tenant's API endpoint to {URL}/region/{region}, as a
+// tenant moved to another data centre: discovery names the new endpoint
+// from now on, and the Signal API at any other one answers 404.
+func (c *CXone) MoveAPI(region string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.region = region
 }
 
 func (c *CXone) discoveryFault(w http.ResponseWriter) bool {

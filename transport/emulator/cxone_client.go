@@ -40,6 +40,8 @@ type StudioRequest struct {
 	// Turn numbers the turn, so that a request sent again is not applied
 	// twice; 0 leaves it out.
 	Turn int `json:"turn,omitempty"`
+	// Node is the node of the reply the digits answer; "" leaves it out.
+	Node string `json:"node,omitempty"`
 }
 
 // StudioReply is dtmfd's answer as a Studio script reads it.
@@ -102,6 +104,43 @@ func (c StudioClient) Send(ctx context.Context, req StudioRequest) (*StudioReply
 		return nil, err
 	}
 	return &rep, nil
+}
+
+// Call starts a series of turns for one contact, played as a Studio
+// script that keeps the session and node of each reply and numbers its
+// turns.
+func (c StudioClient) Call(contactID string) *StudioCall {
+	return &StudioCall{client: c, contactID: contactID}
+}
+
+// StudioCall is one contact's series of Studio turns. Its methods are
+// safe for concurrent use, though a real script makes one turn at a time.
+type StudioCall struct {
+	client    StudioClient
+	contactID string
+
+	mu            sync.Mutex
+	turn          int
+	session, node string
+}
+
+// Send posts the next turn with the session and node of the last reply,
+// and keeps those of this reply for the next turn.
+func (c *StudioCall) Send(ctx context.Context, event, digits string) (*StudioReply, error) {
+	c.mu.Lock()
+	c.turn++
+	req := StudioRequest{ContactID: c.contactID, Event: event, Digits: digits, Turn: c.turn,
+		Session: c.session, Node: c.node}
+	c.mu.Unlock()
+
+	rep, err := c.client.Send(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.session, c.node = rep.Session, rep.Node
+	c.mu.Unlock()
+	return rep, nil
 }
 
 // VAHRequest is an ExternalIntegrationBotExchangeRequest as Virtual Agent

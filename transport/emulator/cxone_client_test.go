@@ -63,6 +63,35 @@ func TestStudioClientSendsWhatTheActionSends(t *testing.T) {
 	}
 }
 
+// A StudioCall numbers its turns and sends back the session and node of
+// the last reply, as the README's Studio snippet does.
+func TestStudioCallKeepsTheSessionAndNode(t *testing.T) {
+	t.Parallel()
+	rc := &recorder{reply: func(n int) (int, string) {
+		return 200, `{"action":"collect","session":"s1","node":"n` + strings.Repeat("x", n) + `"}`
+	}}
+	call := StudioClient{URL: serveRecorder(t, rc)}.Call("4600123")
+	ctx := testContext(t)
+
+	for _, turn := range [][2]string{{"start", ""}, {"digits", "1"}, {"timeout", ""}} {
+		if _, err := call.Send(ctx, turn[0], turn[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{
+		`{"contactId":"4600123","event":"start","turn":1}`,
+		`{"contactId":"4600123","event":"digits","digits":"1","session":"s1","turn":2,"node":"nx"}`,
+		`{"contactId":"4600123","event":"timeout","session":"s1","turn":3,"node":"nxx"}`,
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	for i := range want {
+		if rc.bodies[i] != want[i] {
+			t.Errorf("body %d = %s, want %s", i+1, rc.bodies[i], want[i])
+		}
+	}
+}
+
 func TestStudioClientRefusesWhatTheActionCannotRead(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

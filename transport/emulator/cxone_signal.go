@@ -20,6 +20,7 @@ const maxSignalParams = 9
 
 // serveSignal records a Signal API request:
 // POST /inContactAPI/services/vNN.0/interactions/{contactId}/signal?p1=..
+// under the API endpoint discovery names.
 func (c *CXone) serveSignal(w http.ResponseWriter, r *http.Request) {
 	id, version := r.PathValue("id"), r.PathValue("version")
 
@@ -27,10 +28,14 @@ func (c *CXone) serveSignal(w http.ResponseWriter, r *http.Request) {
 	c.signalRequests++
 	status, header, failed := c.failSignals.take()
 	rejected, isRejected := c.rejected[id]
+	moved := r.PathValue("region") != c.region
 	c.broadcastLocked()
 	c.mu.Unlock()
 
 	switch {
+	case moved:
+		replyError(w, http.StatusNotFound, "not_found")
+		return
 	case failed:
 		c.log.Debug("signal failed by fault", "contactId", id, "status", status)
 		replyFault(w, status, header)

@@ -246,6 +246,50 @@ func TestCXoneSignalRecordsParameters(t *testing.T) {
 	}
 }
 
+// A moved API endpoint is what discovery names from then on, and the
+// only one the Signal API answers at.
+func TestCXoneMoveAPI(t *testing.T) {
+	t.Parallel()
+	c, hc := startCXone(t)
+	_, body := tokenCall(t, c, hc, cxClientID, cxClient, password())
+	tok := body["access_token"].(string)
+	api := func() string {
+		req, _ := http.NewRequest(http.MethodGet,
+			c.URL()+"/.well-known/cxone-configuration?tenantId=11e7-tenant", nil)
+		var cfg struct {
+			APIEndpoint string `json:"api_endpoint"`
+		}
+		json.Unmarshal(do(t, hc, req).body, &cfg)
+		return cfg.APIEndpoint
+	}
+
+	steps := []struct {
+		move     string // region to move to first; "" stays
+		endpoint string // what discovery names, under the emulator's URL
+		old, now int    // status of a signal at the root and at /region/eu1
+	}{
+		{"", "", 202, 404},
+		{"eu1", "/region/eu1", 404, 202},
+	}
+	for i, st := range steps {
+		if st.move != "" {
+			c.MoveAPI(st.move)
+		}
+		if got := api(); got != c.URL()+st.endpoint {
+			t.Errorf("step %d: api_endpoint = %s, want %s", i+1, got, c.URL()+st.endpoint)
+		}
+		if r := signal(t, c, hc, tok, signalPath, "p1=a"); r.status != st.old {
+			t.Errorf("step %d: signal at the root: %d, want %d", i+1, r.status, st.old)
+		}
+		if r := signal(t, c, hc, tok, "/region/eu1"+signalPath, "p1=a"); r.status != st.now {
+			t.Errorf("step %d: signal at /region/eu1: %d, want %d", i+1, r.status, st.now)
+		}
+	}
+	if n := len(c.Signals()); n != 2 {
+		t.Errorf("recorded %d signals, want the two accepted", n)
+	}
+}
+
 func TestCXoneSignalFaults(t *testing.T) {
 	t.Parallel()
 	c, hc := startCXone(t)

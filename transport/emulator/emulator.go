@@ -47,6 +47,12 @@ type Options struct {
 
 	// Addr is the address Start listens on; empty means 127.0.0.1:0.
 	Addr string
+
+	// OnWrite, when set, is called with every write the emulator accepted,
+	// once Writes lists it and before the client hears the reply, so a
+	// watcher sees each write exactly as the platform received it. It runs
+	// on the request's goroutine and must not block.
+	OnWrite func(Write)
 }
 
 // Variable is one name and value of a write to an interaction.

@@ -454,7 +454,7 @@ func TestWritesListed(t *testing.T) {
 	}
 
 	out := logs.String()
-	if !strings.Contains(out, "interactionId=c2") || !strings.Contains(out, "timeout_fallback") {
+	if !strings.Contains(out, "interactionId=c2") || !strings.Contains(out, "ivr_status") {
 		t.Errorf("accepted write not logged:\n%s", out)
 	}
 	if strings.Contains(out, token) || strings.Contains(out, testSecret) {

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"mime"
 	"net/http"
 	"net/url"
@@ -164,18 +163,26 @@ type writeReply struct {
 	Variables     int    `json:"variables"`
 }
 
+// record lists an accepted write and tells Options.OnWrite. The log
+// names the variables but never holds a value: the emulator cannot tell
+// which values are secret, such as a PIN the caller keyed.
 func (e *Emulator) record(id string, vars []Variable) {
-	attrs := make([]any, 0, len(vars))
-	for _, v := range vars {
-		attrs = append(attrs, slog.String(v.Name, v.Value))
+	names := make([]string, len(vars))
+	for i, v := range vars {
+		names[i] = v.Name
 	}
-	e.log.Info("write accepted", "interactionId", id, slog.Group("variables", attrs...))
+	e.log.Info("write accepted", "interactionId", id, "variables", names)
 
+	w := Write{InteractionID: id, Variables: vars, At: e.now().UTC()}
 	e.mu.Lock()
-	defer e.mu.Unlock()
-
-	e.writes = append(e.writes, Write{InteractionID: id, Variables: vars, At: e.now().UTC()})
+	e.writes = append(e.writes, w)
 	e.broadcastLocked()
+	e.mu.Unlock()
+
+	if e.opts.OnWrite != nil {
+		w.Variables = append([]Variable(nil), vars...)
+		e.opts.OnWrite(w)
+	}
 }
 
 func (e *Emulator) serveWrites(w http.ResponseWriter, r *http.Request) {

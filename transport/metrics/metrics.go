@@ -22,7 +22,23 @@ const (
 	OutcomeDuplicate    = "duplicate"
 	OutcomeIgnored      = "ignored"
 	OutcomeShed         = "shed"
+	// OutcomeUnauthorized is a simulator request without the right token.
+	OutcomeUnauthorized = "unauthorized"
 )
+
+// Event types for EventsTotal besides the voice stream's: requests to the
+// simulator are counted under TypeSimulator.
+const TypeSimulator = "simulator"
+
+// closeCodes are the WebSocket close codes StreamDisconnects names: those
+// RFC 6455 and the IANA registry define for the protocol. A peer may send
+// any code from 1000 to 4999; the rest are counted as "other", so a peer
+// cannot grow the label's values.
+var closeCodes = map[int]string{
+	1000: "1000", 1001: "1001", 1002: "1002", 1003: "1003", 1006: "1006",
+	1007: "1007", 1008: "1008", 1009: "1009", 1010: "1010", 1011: "1011",
+	1012: "1012", 1013: "1013", 1014: "1014",
+}
 
 // latencyBuckets span one millisecond to a minute: a digit decided in
 // microseconds and a write that waited out a long Retry-After both land in a
@@ -58,7 +74,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dtmfd_events_total",
-			Help: "Events received from every ingress, by type and outcome.",
+			Help: "Events received from every ingress, by type (dtmf, other, simulator) and outcome.",
 		}, []string{"type", "outcome"}),
 		CallsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "dtmfd_calls_open",
@@ -108,7 +124,8 @@ func New(reg prometheus.Registerer) *Metrics {
 		}),
 		StreamDisconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dtmfd_stream_disconnects_total",
-			Help: "Voice stream connections lost, by WebSocket close code (none when the link dropped without one).",
+			Help: "Voice stream connections lost, by WebSocket close code (none when the link " +
+				"dropped without one, other for a code the protocol does not define).",
 		}, []string{"code"}),
 		TokenRefreshes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dtmfd_token_refreshes_total",
@@ -130,6 +147,8 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.Events.WithLabelValues("dtmf", o)
 	}
 	m.Events.WithLabelValues("other", OutcomeIgnored)
+	m.Events.WithLabelValues(TypeSimulator, OutcomeMalformed)
+	m.Events.WithLabelValues(TypeSimulator, OutcomeUnauthorized)
 	for _, c := range []string{"2xx", "4xx", "5xx", "error"} {
 		m.WriteAttempts.WithLabelValues(c)
 	}
@@ -245,11 +264,20 @@ func (m *Metrics) StreamDisconnected(code int) {
 	if m == nil {
 		return
 	}
-	label := "none"
-	if code >= 0 {
-		label = strconv.Itoa(code)
+	m.StreamDisconnects.WithLabelValues(CloseCodeLabel(code)).Inc()
+}
+
+// CloseCodeLabel is the code label of StreamDisconnects for a close code:
+// the code itself when the protocol defines it, "none" for a link that
+// dropped without a close frame (code < 0), and "other" for the rest.
+func CloseCodeLabel(code int) string {
+	if code < 0 {
+		return "none"
 	}
-	m.StreamDisconnects.WithLabelValues(label).Inc()
+	if label, ok := closeCodes[code]; ok {
+		return label
+	}
+	return "other"
 }
 
 // TokenRefreshed counts a token obtained; TokenFailed a failed request.

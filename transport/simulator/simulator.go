@@ -5,8 +5,9 @@
 // The request body is {"callId":"c1","digit":"1"}; "digits":"2A1" feeds
 // several keys in order. The reply is 200 {"status":"digit_processed"}
 // once the keys are handed to the call's actor. A bad payload is answered
-// 400 with {"error":"..."} saying what is wrong; any method but POST, 405;
-// while dtmfd shuts down, 503.
+// 400 with {"error":"..."} saying what is wrong, a body over 4 KiB 413;
+// any method but POST, 405; while dtmfd shuts down, 503. Refused requests
+// are logged and counted, so a client sending nonsense shows up.
 package simulator
 
 import (
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/dtmfd/dtmfd/ivrspec"
+	"github.com/dtmfd/dtmfd/transport/metrics"
 )
 
 // ErrUnavailable is returned by an Ingest func that takes no more input.
@@ -28,6 +30,9 @@ var ErrUnavailable = errors.New("not accepting input")
 
 // maxBody bounds a request body; a real one is under 100 bytes.
 const maxBody = 4 << 10
+
+// errTooLarge is a body over maxBody, answered 413.
+var errTooLarge = fmt.Errorf("body over %d bytes", maxBody)
 
 // maxCallID bounds a call id, as the stream's frames are bounded.
 const maxCallID = 256
@@ -38,8 +43,11 @@ type Handler struct {
 	Ingest func(callID string, key byte, at time.Time) error
 	// Token, when set, is the bearer token every request must carry.
 	Token string
-	// Logger receives request problems at Debug.
+	// Logger receives refused requests: a bad payload at Warn, a missing
+	// or wrong token at Info. Nil discards them.
 	Logger *slog.Logger
+	// Metrics counts refused requests under the simulator event type.
+	Metrics *metrics.Metrics
 }
 
 type request struct {
@@ -56,6 +64,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h.Token != "" && !authorized(r, h.Token) {
+		h.Metrics.Event(metrics.TypeSimulator, metrics.OutcomeUnauthorized)
+		h.logger().Info("simulator request refused: missing or wrong bearer token",
+			"remote", r.RemoteAddr)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="dtmfd"`)
 		reply(w, http.StatusUnauthorized, "error", "missing or wrong bearer token")
 		return
@@ -63,8 +74,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	req, err := decode(w, r)
 	if err != nil {
-		h.logger().Debug("simulator request refused", "error", err)
-		reply(w, http.StatusBadRequest, "error", err.Error())
+		h.refuse(w, r, req.CallID, err)
 		return
 	}
 
@@ -76,6 +86,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	reply(w, http.StatusOK, "status", "digit_processed")
+}
+
+// refuse answers a bad payload, then logs and counts it. The call id is
+// logged when the body named one.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, callID string, err error) {
+	status := http.StatusBadRequest
+	if errors.Is(err, errTooLarge) {
+		status = http.StatusRequestEntityTooLarge
+	}
+	h.Metrics.Event(metrics.TypeSimulator, metrics.OutcomeMalformed)
+
+	attrs := []any{"status", status, "remote", r.RemoteAddr, "reason", err.Error()}
+	if callID != "" {
+		attrs = append(attrs, "callId", callID[:min(len(callID), maxCallID)])
+	}
+	h.logger().Warn("simulator request refused", attrs...)
+	reply(w, status, "error", err.Error())
 }
 
 func (h *Handler) logger() *slog.Logger {
@@ -94,7 +121,7 @@ func decode(w http.ResponseWriter, r *http.Request) (request, error) {
 	if err := dec.Decode(&req); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return req, fmt.Errorf("body over %d bytes", maxBody)
+			return req, errTooLarge
 		}
 		return req, fmt.Errorf("invalid JSON: %v", err)
 	}

@@ -190,33 +190,42 @@ func TestErrorReplies(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				var requests atomic.Int32
+				rt := roundTripFunc(func(*http.Request) (*http.Response, error) {
+					body := fmt.Sprintf(tt.reply, requests.Add(1))
+					return &http.Response{StatusCode: tt.status, Header: http.Header{},
+						Body: io.NopCloser(strings.NewReader(body))}, nil
+				})
+				m := metrics.New(nil)
+				const backoff = time.Second
+				s := New(Options{URL: "http://token.test/oauth/token", ClientID: "client-1",
+					ClientSecret: awkwardSecret, HTTPClient: &http.Client{Transport: rt},
+					Metrics: m, FailureBackoff: backoff})
 
-			m := metrics.New(nil)
-			e := newEndpoint(t, tt.status, tt.reply)
-			s := e.source(t, false, m)
-
-			for i := range 3 {
-				if i == 2 {
-					// Past the backoff after two failures (at most
-					// twice FailureBackoff): a new request goes out.
-					time.Sleep(2 * s.opts.FailureBackoff)
+				// The pause after one failure lasts from half to all of
+				// FailureBackoff: the second call comes just before the
+				// shortest ends, the third once the longest has.
+				start := time.Now()
+				for i, at := range []time.Duration{0, backoff/2 - 1, backoff} {
+					time.Sleep(time.Until(start.Add(at)))
+					tok, err := s.Token(t.Context())
+					if err == nil {
+						t.Fatalf("Token = %q, want an error", tok)
+					}
+					checkError(t, err, tt.code)
+					if i == 0 && s.Ready() {
+						t.Error("Ready after a failed request")
+					}
 				}
-				tok, err := s.Token(t.Context())
-				if err == nil {
-					t.Fatalf("Token = %q, want an error", tok)
+				if n := requests.Load(); n != 2 {
+					t.Errorf("token endpoint got %d requests, want 2: the "+
+						"second call falls in the backoff, the third after it", n)
 				}
-				checkError(t, err, tt.code)
-				if i == 0 && s.Ready() {
-					t.Error("Ready after a failed request")
+				if got := counter(t, m.TokenFailures); got != 2 {
+					t.Errorf("TokenFailures = %v, want 2", got)
 				}
-			}
-			if n := e.requests.Load(); n != 2 {
-				t.Errorf("token endpoint got %d requests, want 2: the "+
-					"second call falls in the backoff, the third after it", n)
-			}
-			if got := counter(t, m.TokenFailures); got != 2 {
-				t.Errorf("TokenFailures = %v, want 2", got)
-			}
+			})
 		})
 	}
 }

@@ -49,12 +49,14 @@ type Verdict struct {
 // the caller owns the schedule, the attempt count and any deadline after
 // which it gives up.
 //
-// Network failures, timeouts, token source failures, 408, 429 and every
-// 5xx are retried; a Retry-After on a retried status is honoured exactly,
-// otherwise the delay is backoff. A 401 refreshes the token: at once after
-// the first attempt, with backoff later, so that a revoked credential
-// cannot spin. Other statuses, and errors that Write did not return, are
-// permanent.
+// Network failures, timeouts, token source failures, 429 and every 5xx
+// are retried, and so is 408 though it is a 4xx: the server gave up
+// waiting for the request to arrive, a transient failure of the path to
+// it, not a fault of the request. A Retry-After on a retried status is
+// honoured exactly, otherwise the delay is backoff. A 401 refreshes the
+// token: at once after the first attempt, with backoff later, so that a
+// revoked credential cannot spin. Every other status, and errors that
+// Write did not return, are permanent.
 //
 // Context errors count as network failures and are retried: Write cannot
 // tell a caller's shutdown from a per-attempt timeout, and the caller, who
@@ -89,8 +91,8 @@ func Decide(err error, attempt int, p Policy, rnd func() float64) Verdict {
 		return unauthorized(attempt, p, rnd)
 	}
 	if e.Status == 408 || e.Status == 429 || e.Status >= 500 {
-		// The platform is busy, rate limiting or failing; it may
-		// accept the same write later.
+		// The platform is busy, rate limiting, failing or timed out
+		// waiting for the request; it may accept the same write later.
 		return retryLater(e, attempt, p, rnd)
 	}
 	// Any other status says the request itself is wrong: sending it

@@ -1,0 +1,90 @@
+package metrics
+
+import (
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func TestStreamDisconnectedGroupsCloseCodes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		code int
+		want string
+	}{
+		{"normal closure", 1000, "1000"},
+		{"going away", 1001, "1001"},
+		{"abnormal closure", 1006, "1006"},
+		{"policy violation", 1008, "1008"},
+		{"message too big", 1009, "1009"},
+		{"internal error", 1011, "1011"},
+		{"service restart", 1012, "1012"},
+		{"try again later", 1013, "1013"},
+		{"dropped without a close frame", -1, "none"},
+		{"reserved code", 1004, "other"},
+		{"application code", 4000, "other"},
+		{"private code", 4999, "other"},
+		{"out of range", 65535, "other"},
+		{"zero", 0, "other"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m := New(nil)
+			m.StreamDisconnected(tt.code)
+			if got := testutil.ToFloat64(m.StreamDisconnects.WithLabelValues(tt.want)); got != 1 {
+				t.Errorf("disconnects{code=%q} = %v after code %d, want 1", tt.want, got, tt.code)
+			}
+			if n := testutil.CollectAndCount(m.StreamDisconnects); n != 1 {
+				t.Errorf("%d code series after one disconnect, want 1", n)
+			}
+		})
+	}
+}
+
+// TestCloseCodeLabelsAreBounded feeds every code a peer can send and
+// checks the label takes a small fixed set of values.
+func TestCloseCodeLabelsAreBounded(t *testing.T) {
+	t.Parallel()
+	seen := map[string]bool{}
+	for code := -1; code <= 0xffff; code++ {
+		seen[CloseCodeLabel(code)] = true
+	}
+	if len(seen) > len(closeCodes)+2 {
+		t.Errorf("%d label values for close codes, want at most %d: %v", len(seen), len(closeCodes)+2, seen)
+	}
+}
+
+// TestSimulatorOutcomesStartAtZero checks that a dashboard sees the
+// simulator's refusals as zero before the first one.
+func TestSimulatorOutcomesStartAtZero(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	New(reg)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{OutcomeMalformed: false, OutcomeUnauthorized: false}
+	for _, f := range families {
+		if f.GetName() != "dtmfd_events_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if _, ok := want[labels["outcome"]]; ok && labels["type"] == TypeSimulator {
+				want[labels["outcome"]] = true
+			}
+		}
+	}
+	for o, found := range want {
+		if !found {
+			t.Errorf("events{type=simulator,outcome=%s} not exported before the first request", o)
+		}
+	}
+}
