@@ -50,9 +50,10 @@ type DiscoveryOptions struct {
 }
 
 // Discovery finds the token endpoint and a tenant's API host, and keeps
-// what it found for the life of the process. A failed lookup is not kept:
-// the next call asks again, so an issuer that was down at start-up is
-// picked up once it answers. Its methods are safe for concurrent use.
+// what it found until ForgetAPIEndpoint drops an API host that stopped
+// answering. A failed lookup is not kept: the next call asks again, so an
+// issuer that was down at start-up is picked up once it answers. Its
+// methods are safe for concurrent use.
 type Discovery struct {
 	opts  DiscoveryOptions
 	group singleflight.Group
@@ -109,6 +110,20 @@ func (d *Discovery) APIEndpoint(ctx context.Context, tenantID string) (string, e
 	return d.lookup(ctx, "api:"+tenantID, u, parseCXoneConfig, func(ep string) {
 		d.api[tenantID] = ep
 	})
+}
+
+// ForgetAPIEndpoint drops ep wherever it is kept as a tenant's API
+// endpoint, so the next lookup asks the issuer again. A Signal calls it
+// when ep cannot be reached or answers 404: the tenant's API may have
+// moved. A configured endpoint is never forgotten.
+func (d *Discovery) ForgetAPIEndpoint(ep string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for tenant, cached := range d.api {
+		if cached == ep {
+			delete(d.api, tenant)
+		}
+	}
 }
 
 // APIEndpointFor returns a func that resolves the API endpoint of the

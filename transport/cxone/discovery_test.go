@@ -90,6 +90,36 @@ func TestDiscoveryCachesWhatItFinds(t *testing.T) {
 	}
 }
 
+func TestDiscoveryForgetsAnEndpointThatStoppedAnswering(t *testing.T) {
+	t.Parallel()
+	is := &issuer{api: "https://api-na1.example"}
+	srv := serve(t, is)
+	d := NewDiscovery(DiscoveryOptions{Issuer: srv.URL})
+	ctx := testContext(t)
+
+	steps := []struct {
+		forget string
+		want   int32 // cxone configuration reads so far
+	}{
+		{"", 1},
+		{"https://api-other.example", 1},
+		{"https://api-na1.example", 2},
+		{"", 2},
+	}
+	for i, st := range steps {
+		if st.forget != "" {
+			d.ForgetAPIEndpoint(st.forget)
+		}
+		if _, err := d.APIEndpoint(ctx, "t1"); err != nil {
+			t.Fatal(err)
+		}
+		if n := is.config.Load(); n != st.want {
+			t.Fatalf("step %d (forget %q): configuration read %d times, want %d", i+1, st.forget,
+				n, st.want)
+		}
+	}
+}
+
 func TestDiscoveryAsksAgainAfterAFailure(t *testing.T) {
 	t.Parallel()
 	is := &issuer{fail: 2, api: "https://api.example"}

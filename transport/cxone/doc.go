@@ -27,9 +27,10 @@
 // Signal implements actors.Sink. A decision becomes
 // POST {api_endpoint}/inContactAPI/services/v30.0/interactions/{contactId}/signal?p1=..&p9=..
 // with the decision's variables placed by a configured list of names; the
-// script's Onsignal event receives them. Failures are classified by
-// variables.Decide, so 429, 5xx and 401 behave as they do for every other
-// sink.
+// script's Onsignal event receives them as SP1..SPn, in that order.
+// Failures are classified by variables.Decide, so 429, 5xx and 401 behave
+// as they do for every other sink. An API endpoint that cannot be reached
+// or answers 404 is dropped, so the next attempt discovers it again.
 //
 // # Taking keys
 //
@@ -40,6 +41,16 @@
 // with a BotExchangeResponse, for scripts that use a Virtual Agent Hub
 // custom exchange endpoint with DTMF sent as text. Both run each turn
 // through Engine.Step, so the call's state lives in its actor.
+//
+// The platform hands back what the last reply told it: a session (the
+// process that answered) and the node the call waits at. Every turn asks
+// the engine, which in a cluster reaches the call wherever it lives, so a
+// turn another replica answered last goes on. Only a call no process
+// holds is started again: at the named node, when the current flow has
+// it, since the keys answer that node's prompt; otherwise from the top,
+// with the keys applied nowhere. Keys that answer another node than the
+// one the call waits at are not applied either; the reply names the
+// call's node.
 //
 // # Sources
 //

@@ -3,6 +3,7 @@ package cxone_test
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"github.com/dtmfd/dtmfd/ivrspec"
 	"github.com/dtmfd/dtmfd/transport/cxone"
 	"github.com/dtmfd/dtmfd/transport/emulator"
+	"github.com/dtmfd/dtmfd/transport/metrics"
 	"github.com/dtmfd/dtmfd/transport/variables"
 )
 
@@ -34,22 +36,34 @@ type stack struct {
 	studio emulator.StudioClient
 	vah    emulator.VAHClient
 
+	log     *slog.Logger
+	metrics *metrics.Metrics
+
 	mu   sync.Mutex
 	dead []actors.DeadLetter
 }
 
 func newStack(t *testing.T, flow *ivrspec.Flow, params []string, emu *emulator.CXone) *stack {
 	t.Helper()
+	return newObservedStack(t, flow, params, emu, nil, nil)
+}
+
+// newObservedStack is newStack with every part logging to log and
+// counting in m; nil for either leaves it out.
+func newObservedStack(t *testing.T, flow *ivrspec.Flow, params []string, emu *emulator.CXone,
+	log *slog.Logger, m *metrics.Metrics) *stack {
+	t.Helper()
 	if emu == nil {
 		emu = startEmulator(t)
 	}
-	s := &stack{emu: emu}
+	s := &stack{emu: emu, log: log, metrics: m}
 
 	disco := cxone.NewDiscovery(cxone.DiscoveryOptions{Issuer: emu.URL()})
 	tokens, err := cxone.NewSource(cxone.AuthOptions{
 		TokenEndpoint: disco.TokenEndpoint,
 		ClientID:      clientID, ClientSecret: clientSec,
 		AccessKeyID: keyID, AccessKeySecret: keySecret,
+		Logger: log, Metrics: m,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -59,8 +73,11 @@ func newStack(t *testing.T, flow *ivrspec.Flow, params []string, emu *emulator.C
 		API:        disco.APIEndpointFor(tokens.TenantID),
 		Token:      tokens.Token,
 		Invalidate: tokens.Invalidate,
+		Forget:     disco.ForgetAPIEndpoint,
 		Params:     params,
 		Policy:     variables.Policy{MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond},
+		Logger:     log,
+		Metrics:    m,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -70,6 +87,8 @@ func newStack(t *testing.T, flow *ivrspec.Flow, params []string, emu *emulator.C
 		Flow:          func() *ivrspec.Flow { return flow },
 		Sink:          sink,
 		WriteDeadline: 30 * time.Second,
+		Logger:        log,
+		Metrics:       m,
 		DeadLetters: func(dl actors.DeadLetter) error {
 			s.mu.Lock()
 			defer s.mu.Unlock()
@@ -82,20 +101,23 @@ func newStack(t *testing.T, flow *ivrspec.Flow, params []string, emu *emulator.C
 	}
 	t.Cleanup(s.engine.Close)
 
-	s.serve(t, flow, "")
+	s.studio, s.vah = s.serve(t, flow, "", log)
 	return s
 }
 
 // serve mounts both endpoints with the given instance on a new loopback
-// server, as a restarted process would.
-func (s *stack) serve(t *testing.T, flow *ivrspec.Flow, instance string) {
+// server, as another replica or a restarted process would, and returns
+// clients of them.
+func (s *stack) serve(
+	t *testing.T, flow *ivrspec.Flow, instance string, log *slog.Logger,
+) (emulator.StudioClient, emulator.VAHClient) {
 	t.Helper()
 	cred, err := cxone.ParseCredential(ingress)
 	if err != nil {
 		t.Fatal(err)
 	}
 	opts := cxone.Options{Engine: s.engine, Flow: func() *ivrspec.Flow { return flow },
-		Auth: cred, Instance: instance}
+		Auth: cred, Instance: instance, Logger: log, Metrics: s.metrics}
 	studio, err := cxone.NewStudio(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -111,9 +133,9 @@ func (s *stack) serve(t *testing.T, flow *ivrspec.Flow, instance string) {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 
-	s.studio = emulator.StudioClient{URL: srv.URL + "/cxone/studio", Auth: "Bearer " + ingress}
-	s.vah = emulator.VAHClient{URL: srv.URL + "/cxone/vah", Auth: "Bearer " + ingress,
-		VirtualAgentID: "dtmfd"}
+	return emulator.StudioClient{URL: srv.URL + "/cxone/studio", Auth: "Bearer " + ingress},
+		emulator.VAHClient{URL: srv.URL + "/cxone/vah", Auth: "Bearer " + ingress,
+			VirtualAgentID: "dtmfd"}
 }
 
 func startEmulator(t *testing.T) *emulator.CXone {
@@ -378,55 +400,6 @@ func TestVAHCollectRulesComeFromTheNode(t *testing.T) {
 	}
 }
 
-func TestVAHSessionOfARestartedProcessStartsOver(t *testing.T) {
-	t.Parallel()
-	flow := bank(t)
-	before := newStack(t, flow, []string{"ivr_status"}, nil)
-	ctx := testContext(t)
-
-	call := before.vah.Call(4600125)
-	for _, in := range [][2]string{{"AUTOMATED_TEXT", "welcome"}, {"DTMF_AS_TEXT", "1"}} {
-		if _, err := call.Exchange(ctx, in[0], in[1]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	state := call.State()
-
-	// The platform goes on with the same state against a new process.
-	after := newStack(t, flow, []string{"ivr_status"}, before.emu)
-	again := after.vah.Call(4600125)
-	again.SetState(state)
-	rep, err := again.Exchange(ctx, "DTMF_AS_TEXT", "12345678")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep.BranchName != "PromptAndCollectNextResponse" || rep.CustomPayload["dtmfdNode"] != "main_menu" ||
-		rep.CustomPayload["dtmfdStatus"] != "restarted" {
-		t.Fatalf("reply = %+v, want the start node again", rep)
-	}
-	var st struct {
-		Session string `json:"session"`
-	}
-	json.Unmarshal(again.State(), &st)
-	var old struct {
-		Session string `json:"session"`
-	}
-	json.Unmarshal(state, &old)
-	if st.Session == "" || st.Session == old.Session {
-		t.Errorf("session %q after the restart, want a new one (was %q)", st.Session, old.Session)
-	}
-
-	rep, err = again.Exchange(ctx, "DTMF_AS_TEXT", "9")
-	if err != nil || rep.CustomPayload["ivr_status"] != "goodbye" {
-		t.Fatalf("after starting over: %+v, %v", rep, err)
-	}
-	before.drain(t)
-	after.drain(t)
-	if got := after.signals("4600125"); !slices.EqualFunc(got, [][]string{{"goodbye"}}, slices.Equal) {
-		t.Errorf("signals = %q, want the one decision of the new process", got)
-	}
-}
-
 func TestSignalsSurviveFaults(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -522,11 +495,49 @@ func TestRefusedContactBecomesADeadLetter(t *testing.T) {
 
 	s.drain(t)
 	dl := s.deadLetters()
-	if len(dl) != 1 || dl[0].InteractionID != "4600400" || dl[0].Attempts != 1 {
-		t.Fatalf("dead letters = %+v, want one after one attempt", dl)
+	if len(dl) != 1 || dl[0].InteractionID != "4600400" || dl[0].Attempts != 2 {
+		t.Fatalf("dead letters = %+v, want one after the 404 and one attempt at the endpoint "+
+			"discovered again", dl)
 	}
 	if got := s.signals("4600400"); len(got) != 0 {
 		t.Errorf("signals = %q, want none", got)
+	}
+}
+
+// A tenant's API that moves is found again: the signal that meets the
+// old endpoint's 404 is delivered at the new one, and so is every later
+// one, with one more discovery of the API endpoint.
+func TestSignalFollowsAMovedAPIEndpoint(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, ivrspec.Example(10*time.Second), []string{"ivr_status"}, nil)
+	ctx := testContext(t)
+
+	completeStudio(t, s, "4600600")
+	if err := s.emu.WaitSignals(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	before := s.emu.DiscoveryRequests()
+	s.emu.MoveAPI("eu1")
+	completeStudio(t, s, "4600601")
+	if err := s.emu.WaitSignals(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	completeStudio(t, s, "4600602")
+
+	s.drain(t)
+	for _, id := range []string{"4600600", "4600601", "4600602"} {
+		if got := s.signals(id); len(got) != 1 {
+			t.Errorf("signals to %s = %q, want one", id, got)
+		}
+	}
+	if dl := s.deadLetters(); len(dl) != 0 {
+		t.Errorf("dead letters: %+v", dl)
+	}
+	if n := s.emu.DiscoveryRequests() - before; n != 1 {
+		t.Errorf("discovery requests after the move = %d, want 1", n)
+	}
+	if n := s.emu.SignalRequests(); n != 4 {
+		t.Errorf("signal requests = %d, want 3 and the one the old endpoint refused", n)
 	}
 }
 

@@ -19,6 +19,7 @@ func FuzzParseStudioRequest(f *testing.F) {
 	f.Add([]byte(`{"contactId":"1","event":"digits","digits":"1","turn":7}`))
 	f.Add([]byte(`{"contactId":"1","event":"timeout","turn":"0"}`))
 	f.Add([]byte(`{"contactId":"1","event":"start","turn":null}`))
+	f.Add([]byte(`{"contactId":"1","event":"digits","digits":"1","node":"main_menu","turn":"2"}`))
 
 	f.Fuzz(func(t *testing.T, body []byte) {
 		_, tr, err := parseStudioRequest(body)
@@ -36,6 +37,9 @@ func FuzzParseStudioRequest(f *testing.F) {
 		}
 		if tr.keys != "" && tr.kind != turnKeys {
 			t.Fatalf("accepted keys %q on a %v turn", tr.keys, tr.kind)
+		}
+		if len(tr.node) > maxNodeID {
+			t.Fatalf("accepted a node of %d bytes", len(tr.node))
 		}
 	})
 }

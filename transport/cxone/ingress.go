@@ -28,6 +28,9 @@ const (
 	// maxTurnKeys bounds the keys of one turn.
 	maxTurnKeys = 128
 
+	// maxNodeID bounds the node id a request may name.
+	maxNodeID = 128
+
 	// defaultStepTimeout bounds one turn, far below the 90 s the platform
 	// waits, so a stuck engine is answered with an error the script can
 	// route on rather than with the platform's own timeout.
@@ -176,6 +179,9 @@ type turn struct {
 	// session is the instance named in the state the platform handed
 	// back, or "" when it handed none back.
 	session string
+	// node is the node whose prompt the keys answer, as the platform
+	// names it from an earlier reply, or "" when it names none.
+	node string
 	// requestID identifies a turn the platform may send again; "" when
 	// the request carries nothing that does.
 	requestID string
@@ -185,6 +191,8 @@ type turn struct {
 const (
 	statusStarted   = "started"
 	statusRestarted = "restarted"
+	statusResumed   = "resumed"
+	statusCorrected = "corrected"
 	statusWaiting   = "waiting"
 	statusDecided   = "decided"
 	statusHangup    = "hangup"
@@ -202,20 +210,11 @@ type outcome struct {
 	noMatch  int
 }
 
-// run carries out one turn.
+// run carries out one turn. The engine, shared by every replica of a
+// cluster, is asked first whatever session the platform names: only a
+// call it does not hold starts again, at the node the platform names if
+// the flow has it, or else from the top.
 func (c *core) run(ctx context.Context, t turn) (outcome, error) {
-	if t.kind != turnStart && t.kind != turnHangup && t.session != "" &&
-		t.session != c.opts.Instance {
-		// The platform holds a session this process never ran: dtmfd
-		// restarted, or the request reached another replica. The keys
-		// answer a prompt this process did not play, so they are not
-		// applied anywhere; the flow starts again.
-		c.log.Warn("session unknown to this instance; starting the flow again",
-			"callId", t.contactID)
-		o := c.start()
-		o.status = statusRestarted
-		return o, nil
-	}
 	if t.kind == turnStart {
 		if o := c.start(); o.node != nil {
 			return o, nil
@@ -226,8 +225,7 @@ func (c *core) run(ctx context.Context, t turn) (outcome, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.StepTimeout)
 	defer cancel()
 
-	step := &actors.Step{CallID: t.contactID, RequestID: t.requestID, Keys: t.keys,
-		Hangup: t.kind == turnHangup, Received: time.Now()}
+	step := c.step(t)
 	r, err := c.opts.Engine.Step(ctx, step)
 	if err != nil {
 		if dl, _ := ctx.Deadline(); !time.Now().Before(dl) {
@@ -236,7 +234,39 @@ func (c *core) run(ctx context.Context, t turn) (outcome, error) {
 		}
 		return outcome{}, err
 	}
-	return c.outcome(t, r), nil
+	if r.Unknown {
+		// The keys answer a prompt of a call no process holds any more,
+		// at a node this flow cannot place, so they are applied nowhere.
+		c.log.Warn("call unknown to the engine and no node to resume at; starting the flow again",
+			"callId", t.contactID)
+		o := c.start()
+		o.status = statusRestarted
+		return o, nil
+	}
+	return c.outcome(t, step, r), nil
+}
+
+// step builds the engine's Step for t. A node the platform names, and
+// the current flow waits at, goes along as the Step's At. A turn that
+// names a node the flow lacks, or a session of another process, asks for
+// an existing call only: the keys answer a prompt dtmfd cannot place, so
+// they must not start a call at the top.
+func (c *core) step(t turn) *actors.Step {
+	s := &actors.Step{CallID: t.contactID, RequestID: t.requestID, Keys: t.keys,
+		Hangup: t.kind == turnHangup, Received: time.Now()}
+	if s.Hangup {
+		return s
+	}
+	if t.node != "" {
+		if n := c.opts.Flow().Nodes[t.node]; n != nil && n.Kind != ivrspec.KindEnd {
+			s.At = t.node
+			return s
+		}
+		c.log.Warn("turn names a node the flow does not wait at; not resumed there",
+			"callId", t.contactID, "node", t.node)
+	}
+	s.Existing = t.node != "" || (t.session != "" && t.session != c.opts.Instance)
+	return s
 }
 
 // start answers a call's first turn from the start node. A flow whose
@@ -249,7 +279,7 @@ func (c *core) start() outcome {
 	return outcome{status: statusStarted, node: n, prompt: n.Prompt}
 }
 
-func (c *core) outcome(t turn, r *actors.StepReply) outcome {
+func (c *core) outcome(t turn, s *actors.Step, r *actors.StepReply) outcome {
 	o := outcome{node: r.Node, prompt: r.Prompt, decision: r.Decision,
 		noInput: r.NoInput, noMatch: r.NoMatch}
 	switch {
@@ -259,8 +289,18 @@ func (c *core) outcome(t turn, r *actors.StepReply) outcome {
 		o.status = statusHangup
 	case r.Ended || r.Node == nil:
 		o.status, o.node = statusEnded, nil
+	case r.Elsewhere:
+		o.status = statusCorrected
+		c.log.Warn("turn answers another node than the call waits at; not applied",
+			"callId", t.contactID, "node", s.At, "callNode", r.Node.ID)
+	case r.Resumed:
+		o.status = statusResumed
 	default:
 		o.status = statusWaiting
+	}
+	if r.Resumed {
+		c.log.Info("call unknown to the engine resumed at the node the platform named",
+			"callId", t.contactID, "node", s.At)
 	}
 	c.log.Debug("turn", "callId", t.contactID, "status", o.status, "node", nodeID(o.node),
 		"keys", len(t.keys))
@@ -348,7 +388,9 @@ func (c *core) guard(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	if !c.opts.Auth.Check(r) {
-		c.opts.Metrics.Event(c.kind, metrics.OutcomeMalformed)
+		c.opts.Metrics.Event(c.kind, metrics.OutcomeUnauthorized)
+		c.log.Warn("request refused: missing or wrong credential",
+			"status", http.StatusUnauthorized, "remoteAddr", r.RemoteAddr)
 		w.Header().Set("WWW-Authenticate", c.opts.Auth.challenge())
 		writeJSON(w, http.StatusUnauthorized, errorReply{Error: "missing or wrong credential"})
 		return false
@@ -371,11 +413,27 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, error) {
 	return body, 0, nil
 }
 
-// refuse answers a request that cannot be served, counting it.
-func (c *core) refuse(w http.ResponseWriter, status int, err error) {
+// refuse answers a request that cannot be served, counting it. contact
+// is the request's contact id, or "" when it has none that is valid. The
+// error never holds a caller's keys: parsing reports their positions.
+func (c *core) refuse(
+	w http.ResponseWriter, r *http.Request, status int, contact string, err error,
+) {
 	c.opts.Metrics.Event(c.kind, metrics.OutcomeMalformed)
-	c.log.Debug("request refused", "status", status, "error", err)
+	args := []any{"status", status, "remoteAddr", r.RemoteAddr, "error", err}
+	if contact != "" {
+		args = append(args, "callId", contact)
+	}
+	c.log.Warn("request refused", args...)
 	writeJSON(w, status, errorReply{Error: err.Error()})
+}
+
+// validContact returns id if it is a contact id, else "".
+func validContact(id string) string {
+	if checkContactID(id) != nil {
+		return ""
+	}
+	return id
 }
 
 type errorReply struct {

@@ -44,6 +44,11 @@ type SignalOptions struct {
 	// Invalidate drops a token the platform refused with 401.
 	Invalidate func(token string)
 
+	// Forget drops an API endpoint that could not be reached or answered
+	// 404, so the next attempt discovers it again; usually
+	// Discovery.ForgetAPIEndpoint. Nil keeps every endpoint.
+	Forget func(endpoint string)
+
 	// Version is the REST API version in the path. Zero means 30.
 	Version int
 
@@ -173,6 +178,7 @@ func (s *Signal) Write(ctx context.Context, contactID string, vars []ivrspec.Var
 	resp, err := s.opts.HTTPClient.Do(req)
 	if err != nil {
 		s.opts.Metrics.WriteAttempt(0)
+		s.forget(base, contactID)
 		return &variables.Error{Token: tok, Err: err}
 	}
 	defer drainClose(resp.Body)
@@ -182,13 +188,36 @@ func (s *Signal) Write(ctx context.Context, contactID string, vars []ivrspec.Var
 		s.log.Debug("signal delivered", "callId", contactID, "status", resp.StatusCode)
 		return nil
 	}
+	if resp.StatusCode == http.StatusNotFound {
+		s.forget(base, contactID)
+	}
 	return s.statusError(resp, tok)
 }
 
+// forget drops the API endpoint base after a failure that says the
+// tenant's API may have moved, so that the next attempt, of this signal
+// or another, discovers it again.
+func (s *Signal) forget(base, contactID string) {
+	if s.opts.Forget == nil {
+		return
+	}
+	s.log.Debug("API endpoint dropped; the next signal discovers it again",
+		"callId", contactID, "endpoint", base)
+	s.opts.Forget(base)
+}
+
 // Retry implements actors.Sink with variables.Decide, so signals are
-// retried exactly as variable writes are. A 401 drops the refused token
-// before the next attempt.
+// retried exactly as variable writes are, with one exception: a first 404
+// is tried once more when Forget is set, as the tenant's API may have
+// moved and the next attempt goes to the endpoint discovered again. A
+// second 404 fails as any other. A 401 drops the refused token before the
+// next attempt.
 func (s *Signal) Retry(err error, attempt int) actors.Verdict {
+	var nf *variables.Error
+	if s.opts.Forget != nil && attempt == 1 && errors.As(err, &nf) &&
+		nf.Status == http.StatusNotFound {
+		return actors.Verdict{Retry: true, Reason: "404: API endpoint discovered again"}
+	}
 	v := variables.Decide(err, attempt, s.opts.Policy, nil)
 	var e *variables.Error
 	if v.RefreshToken && errors.As(err, &e) && s.opts.Invalidate != nil {

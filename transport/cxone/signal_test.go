@@ -72,6 +72,73 @@ func vars(kv ...string) []ivrspec.Variable {
 	return out
 }
 
+// A signal that cannot reach the API endpoint, or that it answers 404,
+// drops the endpoint so the next attempt discovers it again; a first 404
+// is tried once more for that reason.
+func TestSignalForgetsAnEndpointThatMoved(t *testing.T) {
+	t.Parallel()
+	gone := serve(t, http.NotFoundHandler())
+	gone.Close()
+	tests := []struct {
+		name   string
+		status int  // 0: the endpoint is not there at all
+		forget bool // the endpoint is dropped
+		retry  bool // the first failure is tried again
+	}{
+		{"connection refused", 0, true, true},
+		{"404", http.StatusNotFound, true, true},
+		{"500", http.StatusInternalServerError, false, true},
+		{"403", http.StatusForbidden, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var forgot []string
+			var mu sync.Mutex
+			base := ""
+			s := newTestSignal(t, &signalServer{reply: func(int) (int, http.Header) {
+				return tt.status, nil
+			}}, func(o *SignalOptions) {
+				api := o.API
+				o.API = func(ctx context.Context) (string, error) {
+					if tt.status == 0 {
+						return gone.URL, nil
+					}
+					b, err := api(ctx)
+					base = b
+					return b, err
+				}
+				o.Forget = func(ep string) {
+					mu.Lock()
+					defer mu.Unlock()
+					forgot = append(forgot, ep)
+				}
+			})
+			if tt.status == 0 {
+				base = gone.URL
+			}
+
+			err := s.Write(testContext(t), "4600123", vars("ivr_status", "completed"))
+			if err == nil {
+				t.Fatal("Write succeeded")
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if want := tt.forget; (len(forgot) == 1 && forgot[0] == base) != want {
+				t.Errorf("forgotten endpoints = %q, want %s dropped: %v", forgot, base, want)
+			}
+			if v := s.Retry(err, 1); v.Retry != tt.retry {
+				t.Errorf("Retry after the first failure = %+v, want retry %v", v, tt.retry)
+			}
+			if tt.status == http.StatusNotFound {
+				if v := s.Retry(err, 2); v.Retry {
+					t.Errorf("Retry after a second 404 = %+v, want none", v)
+				}
+			}
+		})
+	}
+}
+
 func TestSignalPlacesVariablesByName(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

@@ -33,12 +33,15 @@ const (
 // what happened, and the keys its Capture action collected. Session is
 // the session value of the previous reply, if the script keeps it. Turn,
 // if the script counts its turns, tells a turn sent again from a new one.
+// Node, if the script keeps the node of the previous reply, is the node
+// whose prompt the digits answer.
 type studioRequest struct {
 	ContactID contactID       `json:"contactId"`
 	Event     string          `json:"event"`
 	Digits    string          `json:"digits,omitempty"`
 	Session   string          `json:"session,omitempty"`
 	Turn      json.RawMessage `json:"turn,omitempty"`
+	Node      string          `json:"node,omitempty"`
 }
 
 // studioReply is the JSON a Studio script reads into a dynamic variable.
@@ -97,12 +100,12 @@ func (h *Studio) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	body, status, err := readBody(w, r)
 	if err != nil {
-		h.c.refuse(w, status, err)
+		h.c.refuse(w, r, status, "", err)
 		return
 	}
 	req, t, err := parseStudioRequest(body)
 	if err != nil {
-		h.c.refuse(w, http.StatusBadRequest, err)
+		h.c.refuse(w, r, http.StatusBadRequest, validContact(string(req.ContactID)), err)
 		return
 	}
 
@@ -137,7 +140,8 @@ func parseStudioRequest(body []byte) (studioRequest, turn, error) {
 		return req, turn{}, errors.New("decode request: data after the JSON object")
 	}
 
-	t := turn{contactID: string(req.ContactID), keys: req.Digits, session: req.Session}
+	t := turn{contactID: string(req.ContactID), keys: req.Digits, session: req.Session,
+		node: req.Node}
 	if err := checkContactID(t.contactID); err != nil {
 		return req, turn{}, fmt.Errorf("contactId: %w", err)
 	}
@@ -150,6 +154,9 @@ func parseStudioRequest(body []byte) (studioRequest, turn, error) {
 	}
 	if err := checkKeys(req.Digits); err != nil {
 		return req, turn{}, fmt.Errorf("digits: %w", err)
+	}
+	if len(req.Node) > maxNodeID {
+		return req, turn{}, fmt.Errorf("node: longer than %d bytes", maxNodeID)
 	}
 	switch req.Event {
 	case EventStart:

@@ -10,22 +10,28 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/dtmfd/dtmfd/actors"
 	"github.com/dtmfd/dtmfd/ivrspec"
 )
 
-// fakeEngine answers Steps with answer and records them.
+// fakeEngine answers Steps with answer, or with ctxAnswer when that is
+// set, and records them.
 type fakeEngine struct {
-	mu     sync.Mutex
-	steps  []actors.Step
-	answer func(*actors.Step) (*actors.StepReply, error)
+	mu        sync.Mutex
+	steps     []actors.Step
+	answer    func(*actors.Step) (*actors.StepReply, error)
+	ctxAnswer func(context.Context, *actors.Step) (*actors.StepReply, error)
 }
 
 func (f *fakeEngine) Step(ctx context.Context, s *actors.Step) (*actors.StepReply, error) {
 	f.mu.Lock()
 	f.steps = append(f.steps, *s)
 	f.mu.Unlock()
+	if f.ctxAnswer != nil {
+		return f.ctxAnswer(ctx, s)
+	}
 	return f.answer(s)
 }
 
@@ -49,6 +55,17 @@ func waitAt(flow *ivrspec.Flow, node, prompt string) func(*actors.Step) (*actors
 	return func(*actors.Step) (*actors.StepReply, error) {
 		return &actors.StepReply{Node: flow.Nodes[node], Prompt: prompt}, nil
 	}
+}
+
+// unknownCall answers as an engine that holds no such call.
+func unknownCall(*actors.Step) (*actors.StepReply, error) {
+	return &actors.StepReply{Unknown: true}, nil
+}
+
+// sameStep compares what a handler puts in a Step, its time aside.
+func sameStep(a, b actors.Step) bool {
+	a.Received, b.Received = time.Time{}, time.Time{}
+	return a == b
 }
 
 const testAuth = "Bearer s3cret"
@@ -250,8 +267,66 @@ func TestStudioTurns(t *testing.T) {
 			want: studioReply{Action: "end", Status: "ended", ContactID: "4600123"},
 		},
 		{
-			name: "a session of another instance starts again",
-			body: `{"contactId":"4600123","event":"digits","digits":"1","session":"old"}`,
+			name:   "a session of another instance the engine lacks starts again",
+			body:   `{"contactId":"4600123","event":"digits","digits":"1","session":"old"}`,
+			answer: unknownCall,
+			step:   &actors.Step{CallID: "4600123", Keys: "1", Existing: true},
+			want: studioReply{Action: "collect", Status: "restarted", ContactID: "4600123",
+				Session: "inst-1", Node: "main_menu", Prompt: "welcome_main_menu",
+				Collect: &studioCollect{MinDigits: 1, MaxDigits: 1, StripTerminator: true,
+					TimeoutSeconds: 8, InterDigitTimeoutSeconds: 8}},
+		},
+		{
+			name:   "a session of another instance the engine holds goes on",
+			body:   `{"contactId":"4600123","event":"digits","digits":"1","session":"old"}`,
+			answer: waitAt(flow, "account_number", "enter_account_number"),
+			step:   &actors.Step{CallID: "4600123", Keys: "1", Existing: true},
+			want: studioReply{Action: "collect", Status: "waiting", ContactID: "4600123",
+				Session: "inst-1", Node: "account_number", Prompt: "enter_account_number",
+				Collect: &studioCollect{MinDigits: 8, MaxDigits: 12, Terminators: "#",
+					StripTerminator: true, TimeoutSeconds: 8, InterDigitTimeoutSeconds: 3}},
+		},
+		{
+			name:   "the node goes to the engine",
+			body:   `{"contactId":"4600123","event":"digits","digits":"1","node":"main_menu"}`,
+			answer: waitAt(flow, "account_number", "enter_account_number"),
+			step:   &actors.Step{CallID: "4600123", Keys: "1", At: "main_menu"},
+			want: studioReply{Action: "collect", Status: "waiting", ContactID: "4600123",
+				Session: "inst-1", Node: "account_number", Prompt: "enter_account_number",
+				Collect: &studioCollect{MinDigits: 8, MaxDigits: 12, Terminators: "#",
+					StripTerminator: true, TimeoutSeconds: 8, InterDigitTimeoutSeconds: 3}},
+		},
+		{
+			name: "a node the call is not at is answered with the call's node",
+			body: `{"contactId":"4600123","event":"digits","digits":"1","node":"main_menu"}`,
+			answer: func(*actors.Step) (*actors.StepReply, error) {
+				return &actors.StepReply{Node: flow.Nodes["account_number"],
+					Prompt: "enter_account_number", Elsewhere: true}, nil
+			},
+			step: &actors.Step{CallID: "4600123", Keys: "1", At: "main_menu"},
+			want: studioReply{Action: "collect", Status: "corrected", ContactID: "4600123",
+				Session: "inst-1", Node: "account_number", Prompt: "enter_account_number",
+				Collect: &studioCollect{MinDigits: 8, MaxDigits: 12, Terminators: "#",
+					StripTerminator: true, TimeoutSeconds: 8, InterDigitTimeoutSeconds: 3}},
+		},
+		{
+			name: "a call the engine lacks resumes at the node",
+			body: `{"contactId":"4600123","event":"digits","digits":"12345678","node":"account_number"}`,
+			answer: func(*actors.Step) (*actors.StepReply, error) {
+				return &actors.StepReply{Node: flow.Nodes["pin"], Prompt: "enter_pin",
+					Resumed: true}, nil
+			},
+			step: &actors.Step{CallID: "4600123", Keys: "12345678", At: "account_number"},
+			want: studioReply{Action: "collect", Status: "resumed", ContactID: "4600123",
+				Session: "inst-1", Node: "pin", Prompt: "enter_pin",
+				Collect: &studioCollect{MinDigits: 4, MaxDigits: 4, Terminators: "#",
+					StripTerminator: true, TimeoutSeconds: 8, InterDigitTimeoutSeconds: 8}},
+		},
+		{
+			name:   "a node the flow lacks asks for an existing call",
+			body:   `{"contactId":"4600123","event":"digits","digits":"1","node":"gone"}`,
+			answer: unknownCall,
+			step:   &actors.Step{CallID: "4600123", Keys: "1", Existing: true},
 			want: studioReply{Action: "collect", Status: "restarted", ContactID: "4600123",
 				Session: "inst-1", Node: "main_menu", Prompt: "welcome_main_menu",
 				Collect: &studioCollect{MinDigits: 1, MaxDigits: 1, StripTerminator: true,
@@ -291,8 +366,7 @@ func TestStudioTurns(t *testing.T) {
 			switch {
 			case tt.step == nil && len(steps) > 0:
 				t.Errorf("engine stepped: %+v", steps)
-			case tt.step != nil && (len(steps) != 1 || steps[0].CallID != tt.step.CallID ||
-				steps[0].Keys != tt.step.Keys || steps[0].Hangup != tt.step.Hangup ||
+			case tt.step != nil && (len(steps) != 1 || !sameStep(steps[0], *tt.step) ||
 				steps[0].RequestID != tt.step.RequestID):
 				t.Errorf("steps = %+v, want one like %+v", steps, tt.step)
 			}

@@ -51,7 +51,9 @@ type vahExecution struct {
 
 // vahState is the botSessionState dtmfd hands the platform and gets back
 // on the next exchange. The call's real state lives in its actor; this
-// only lets a process tell a session it runs from one it never saw.
+// tells a session this process runs from one it never saw, and names the
+// node the call waits at, where a process that never saw the call (the
+// one that had it is gone) resumes it.
 type vahState struct {
 	Version   int    `json:"dtmfd"`
 	Session   string `json:"session"`
@@ -139,12 +141,12 @@ func (h *VAH) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	body, status, err := readBody(w, r)
 	if err != nil {
-		h.c.refuse(w, status, err)
+		h.c.refuse(w, r, status, "", err)
 		return
 	}
 	t, err := h.parse(body)
 	if err != nil {
-		h.c.refuse(w, http.StatusBadRequest, err)
+		h.c.refuse(w, r, http.StatusBadRequest, t.contactID, err)
 		return
 	}
 
@@ -169,7 +171,11 @@ func (h *VAH) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *VAH) parse(body []byte) (turn, error) {
 	req, err := parseVAHRequest(body)
 	if err != nil {
-		return turn{}, err
+		t := turn{}
+		if req.ExecutionInfo != nil {
+			t.contactID = validContact(string(req.ExecutionInfo.ContactID))
+		}
+		return t, err
 	}
 	t := turn{contactID: string(req.ExecutionInfo.ContactID)}
 
@@ -178,7 +184,7 @@ func (h *VAH) parse(body []byte) (turn, error) {
 	case ok && st.ContactID != t.contactID:
 		h.c.log.Warn("session state names another contact; ignored", "callId", t.contactID)
 	case ok:
-		t.session = st.Session
+		t.session, t.node = st.Session, st.Node
 	}
 
 	input := strings.TrimSpace(req.UserInput)
@@ -199,7 +205,7 @@ func (h *VAH) parse(body []byte) (turn, error) {
 		}
 	}
 	if err := checkKeys(t.keys); err != nil {
-		return turn{}, fmt.Errorf("userInput: %w", err)
+		return turn{contactID: t.contactID}, fmt.Errorf("userInput: %w", err)
 	}
 	return t, nil
 }

@@ -35,34 +35,53 @@ func TestVAHMapsInputToTurns(t *testing.T) {
 	t.Parallel()
 	flow := bankFlow(t)
 
+	foreign := strings.Replace(ourState, "inst-1", "inst-0", 1)
 	tests := []struct {
-		name  string
-		body  string
-		step  *actors.Step // nil: the engine is not asked
-		start bool         // answered with the start node
+		name   string
+		body   string
+		answer func(*actors.Step) (*actors.StepReply, error) // nil: waits at account_number
+		step   *actors.Step                                  // nil: the engine is not asked
+		start  bool                                          // answered with the start node
 	}{
-		{"welcome starts", exchange("AUTOMATED_TEXT", "welcome", ""), nil, true},
-		{"text without a session starts", exchange("TEXT", "hello", ""), nil, true},
-		{"dtmf", exchange("DTMF_AS_TEXT", "1", ourState), &actors.Step{Keys: "1"}, false},
-		{"dtmf with spaces", exchange("DTMF_AS_TEXT", " 1 2 3 4 ", ourState), &actors.Step{Keys: "1234"}, false},
-		{"dtmf as the first exchange", exchange("DTMF_AS_TEXT", "2", ""), &actors.Step{Keys: "2"}, false},
-		{"empty dtmf", exchange("DTMF_AS_TEXT", "", ourState), &actors.Step{}, false},
-		{"no input", exchange("NO_INPUT", "", ourState), &actors.Step{}, false},
-		{"text of keys", exchange("TEXT", "12#", ourState), &actors.Step{Keys: "12#"}, false},
-		{"speech in a session", exchange("TEXT", "operator please", ourState), &actors.Step{}, false},
-		{"user ended", exchange("USER_ENDED_SESSION", "", ourState), &actors.Step{Hangup: true}, false},
-		{"state as a string", exchange("DTMF_AS_TEXT", "1", mustJSON(ourState)), &actors.Step{Keys: "1"}, false},
-		{"foreign session restarts", exchange("DTMF_AS_TEXT", "1",
-			strings.Replace(ourState, "inst-1", "inst-0", 1)), nil, true},
+		{"welcome starts", exchange("AUTOMATED_TEXT", "welcome", ""), nil, nil, true},
+		{"text without a session starts", exchange("TEXT", "hello", ""), nil, nil, true},
+		{"dtmf", exchange("DTMF_AS_TEXT", "1", ourState), nil,
+			&actors.Step{Keys: "1", At: "main_menu"}, false},
+		{"dtmf with spaces", exchange("DTMF_AS_TEXT", " 1 2 3 4 ", ourState), nil,
+			&actors.Step{Keys: "1234", At: "main_menu"}, false},
+		{"dtmf as the first exchange", exchange("DTMF_AS_TEXT", "2", ""), nil,
+			&actors.Step{Keys: "2"}, false},
+		{"empty dtmf", exchange("DTMF_AS_TEXT", "", ourState), nil,
+			&actors.Step{At: "main_menu"}, false},
+		{"no input", exchange("NO_INPUT", "", ourState), nil, &actors.Step{At: "main_menu"}, false},
+		{"text of keys", exchange("TEXT", "12#", ourState), nil,
+			&actors.Step{Keys: "12#", At: "main_menu"}, false},
+		{"speech in a session", exchange("TEXT", "operator please", ourState), nil,
+			&actors.Step{At: "main_menu"}, false},
+		{"user ended", exchange("USER_ENDED_SESSION", "", ourState), nil,
+			&actors.Step{Hangup: true}, false},
+		{"state as a string", exchange("DTMF_AS_TEXT", "1", mustJSON(ourState)), nil,
+			&actors.Step{Keys: "1", At: "main_menu"}, false},
+		{"foreign session goes to the engine with its node", exchange("DTMF_AS_TEXT", "1", foreign),
+			nil, &actors.Step{Keys: "1", At: "main_menu"}, false},
+		{"foreign session without a node the engine lacks restarts",
+			exchange("DTMF_AS_TEXT", "1", `{"dtmfd":1,"session":"inst-0","contactId":"4600123"}`),
+			unknownCall, &actors.Step{Keys: "1", Existing: true}, true},
+		{"node the flow lacks restarts", exchange("DTMF_AS_TEXT", "1",
+			strings.Replace(foreign, "main_menu", "gone", 1)),
+			unknownCall, &actors.Step{Keys: "1", Existing: true}, true},
 		{"state of another contact is ignored", exchange("TEXT", "x",
-			strings.Replace(ourState, "4600123", "99", 1)), nil, true},
+			strings.Replace(ourState, "4600123", "99", 1)), nil, nil, true},
 		{"state of another layout is ignored", exchange("TEXT", "x",
-			`{"dtmfd":2,"session":"inst-1","contactId":"4600123"}`), nil, true},
+			`{"dtmfd":2,"session":"inst-1","contactId":"4600123"}`), nil, nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			eng := &fakeEngine{answer: waitAt(flow, "account_number", "enter_account_number")}
+			eng := &fakeEngine{answer: tt.answer}
+			if eng.answer == nil {
+				eng.answer = waitAt(flow, "account_number", "enter_account_number")
+			}
 			h, err := NewVAH(testOptions(t, eng, flow))
 			if err != nil {
 				t.Fatal(err)
@@ -82,8 +101,9 @@ func TestVAHMapsInputToTurns(t *testing.T) {
 				if len(steps) != 0 {
 					t.Errorf("engine stepped: %+v", steps)
 				}
-			} else if len(steps) != 1 || steps[0].CallID != "4600123" ||
-				steps[0].Keys != tt.step.Keys || steps[0].Hangup != tt.step.Hangup {
+			} else if want := *tt.step; len(steps) != 1 ||
+				!sameStep(steps[0], actors.Step{CallID: "4600123", Keys: want.Keys,
+					Hangup: want.Hangup, At: want.At, Existing: want.Existing}) {
 				t.Errorf("steps = %+v, want one like %+v", steps, tt.step)
 			}
 			if tt.start && rep.CustomPayload["dtmfdNode"] != "main_menu" {
