@@ -67,11 +67,13 @@ type stack struct {
 	sink *recordingSink
 }
 
-// startStack starts the stack; with a token, the keypad and the simulator
-// both need it.
-func startStack(t *testing.T, token string) *stack {
+// startStack starts the stack on flow, the example tree when nil; with a
+// token, the keypad and the simulator both need it.
+func startStack(t *testing.T, token string, flow *ivrspec.Flow) *stack {
 	t.Helper()
-	flow := ivrspec.Example(flowTimeout)
+	if flow == nil {
+		flow = ivrspec.Example(flowTimeout)
+	}
 	hub := New(Options{Flow: func() *ivrspec.Flow { return flow }, Token: token})
 	sink := &recordingSink{writes: make(map[string][]ivrspec.Variable)}
 	eng, err := actors.Start(actors.Config{
@@ -274,6 +276,8 @@ func (p *page) newCall() string {
 	return p.text("#call-id")
 }
 
+// screenshot saves the page as the test's artifact name, which go test
+// keeps under -outputdir when run with -artifacts.
 func (p *page) screenshot(name string) []byte {
 	p.t.Helper()
 	p.waitJS("keys to settle", `!document.querySelector('.key.pressed')`)
@@ -281,11 +285,7 @@ func (p *page) screenshot(name string) []byte {
 	if err != nil {
 		p.t.Fatalf("screenshot: %v", err)
 	}
-	dir := filepath.Join(repoRoot(p.t), "testartifacts", "web")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		p.t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(p.t.ArtifactDir(), name), png, 0o644); err != nil {
 		p.t.Fatal(err)
 	}
 	return png
@@ -317,7 +317,7 @@ func js(s string) string {
 
 func TestKeypadInBrowser(t *testing.T) {
 	browser := newBrowser(t)
-	st := startStack(t, "")
+	st := startStack(t, "", nil)
 
 	t.Run("clicks and keys complete a call", func(t *testing.T) {
 		p := openPage(t, browser, st.url)
@@ -334,6 +334,11 @@ func TestKeypadInBrowser(t *testing.T) {
 		p.waitVar("ivr_selection", `["2","A","1"]`)
 		p.waitVar("ivr_status", "completed")
 		p.waitWrite(id, `ivr_selection=["2","A","1"]`)
+		latency := eval[string](p, fmt.Sprintf(`[...document.querySelectorAll('#writes li')]
+			.find(li => li.dataset.interaction === %s).querySelector('.lat .ms').textContent`, js(id)))
+		if !regexp.MustCompile(`^\d+\.\d ms$`).MatchString(latency) {
+			t.Errorf("the feed's latency shows %q, want a number of milliseconds", latency)
+		}
 		if got := st.sink.value(id, "ivr_selection"); got != `["2","A","1"]` {
 			t.Errorf("the platform got ivr_selection %q, want [\"2\",\"A\",\"1\"]", got)
 		}
@@ -475,9 +480,24 @@ func TestKeypadInBrowser(t *testing.T) {
 		p.screenshot("accessibility.png")
 	})
 
+	t.Run("a call from another source joins the list", func(t *testing.T) {
+		p := openPage(t, browser, st.url)
+		resp, err := http.Post(st.url+"/simulator", "application/json",
+			strings.NewReader(`{"callId":"curl-1","digits":"2"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("POST /simulator: %s", resp.Status)
+		}
+		p.waitJS("curl-1 in the calls list", `document.querySelector(
+			'#calls .call-item[data-id="curl-1"] .where')?.textContent === 'at department'`)
+	})
+
 	t.Run("a token in the address opens the page and presses keys", func(t *testing.T) {
 		const token = "t0k&n+/="
-		secured := startStack(t, token)
+		secured := startStack(t, token, nil)
 		p := openPage(t, browser, secured.url+"/?token="+url.QueryEscape(token))
 		p.newCall()
 		p.click(`button[aria-label="key 1"]`)

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/dtmfd/dtmfd/transport/metrics"
 )
 
 //go:embed assets
@@ -55,6 +57,10 @@ func (h *Hub) auth(next http.Handler) http.Handler {
 	want := []byte(h.opts.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !authorized(r, want) {
+			// The path only: the query may hold the wrong token.
+			h.log.Warn("web request refused: missing or wrong token",
+				"remote", r.RemoteAddr, "path", r.URL.Path)
+			h.opts.Metrics.Event(metrics.TypeSimulator, metrics.OutcomeUnauthorized)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="dtmfd"`)
 			http.Error(w, "missing or wrong token: open the page as /?token=...", http.StatusUnauthorized)
 			return
@@ -114,7 +120,7 @@ func (h *Hub) serveFlow(w http.ResponseWriter, r *http.Request) {
 // serveEvents streams a snapshot and then every event to one page, until
 // the page goes away, falls behind, or the Hub closes.
 func (h *Hub) serveEvents(w http.ResponseWriter, r *http.Request) {
-	sub, snap, ok := h.subscribe()
+	sub, snap, ok := h.subscribe(r.RemoteAddr)
 	if !ok {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return

@@ -6,7 +6,9 @@
 // expects beside it at "simulator". What it shows comes from the engine's
 // observers: the Hub receives every call step and every write, keeps the
 // recent ones, and pushes them to each open page as server-sent events.
-// A page that connects gets a snapshot first, then the events.
+// A page that connects gets a snapshot first, then the events. Where the
+// platform can report the writes it received, as dtmfd's emulator can,
+// the feed shows those instead of what the writer believes it delivered.
 //
 // The Hub never blocks the engine. Each page has a bounded buffer; a page
 // that falls behind is disconnected, and its browser reconnects and starts
@@ -22,6 +24,7 @@ import (
 
 	"github.com/dtmfd/dtmfd/actors"
 	"github.com/dtmfd/dtmfd/ivrspec"
+	"github.com/dtmfd/dtmfd/transport/metrics"
 )
 
 // Options configures a Hub. Zero values take the defaults named on each
@@ -34,8 +37,17 @@ type Options struct {
 	// events and its flow, as "Authorization: Bearer" or as a "token"
 	// query parameter (a browser's EventSource cannot set headers).
 	Token string
-	// Logger receives connections at Debug and dropped pages at Info.
+	// Logger receives connections at Debug, dropped pages at Info and
+	// refused tokens at Warn.
 	Logger *slog.Logger
+	// Metrics counts refused tokens as the simulator's, whose token the
+	// keypad shares; nil counts nothing.
+	Metrics *metrics.Metrics
+
+	// Received, when set, makes the feed show the writes the platform
+	// received, as OnReceived reports them; OnWrite then adds only the
+	// writes given up on, which the platform never took.
+	Received bool
 
 	// MaxCalls is how many recent calls are kept for new pages (200).
 	MaxCalls int
@@ -66,7 +78,8 @@ type Hub struct {
 
 // subscriber is one open page.
 type subscriber struct {
-	ch chan []byte
+	remote string
+	ch     chan []byte
 	// kicked is closed when the page fell behind and must reconnect.
 	kicked chan struct{}
 }
@@ -110,13 +123,39 @@ func (h *Hub) OnCall(ev actors.CallEvent) {
 	h.broadcast("call", callMessage{Now: nowMilli(), Call: c})
 }
 
-// OnWrite records a write and sends it to the open pages. It never waits
-// for a page, so it can be the engine's Config.OnWrite.
+// OnWrite records a write the writer delivered or gave up on and sends it
+// to the open pages; with Options.Received, only one given up on. It never
+// waits for a page, so it can be the engine's Config.OnWrite.
 func (h *Hub) OnWrite(ev actors.WriteEvent) {
+	if h.opts.Received && ev.Err == nil {
+		return
+	}
 	w := newWriteView(ev, time.Now())
 
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.addWrite(w)
+}
+
+// OnReceived records a write as the platform received it at the time
+// given, and sends it to the open pages. The platform cannot tell which
+// values are secret, so the Hub masks those the call's decision marked
+// sensitive, and every value of a call it has not seen decide. The
+// latency runs from the decision to at. It never waits for a page.
+func (h *Hub) OnReceived(interactionID string, vars []ivrspec.Variable, at time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+
+	var c *callView
+	if e, ok := h.calls[interactionID]; ok {
+		c = e.Value.(*callView)
+	}
+	h.addWrite(newReceivedView(interactionID, vars, at, c))
+}
+
+// addWrite keeps w among the recent writes and sends it to the open
+// pages. The caller holds h.mu.
+func (h *Hub) addWrite(w writeView) {
 	if len(h.writes) < h.opts.MaxWrites {
 		h.writes = append(h.writes, w)
 	} else {
@@ -223,13 +262,14 @@ func (h *Hub) broadcast(event string, msg any) {
 func (h *Hub) kick(s *subscriber) {
 	delete(h.subs, s)
 	close(s.kicked)
-	h.log.Info("web page too slow for its events; it will reconnect", "buffer", h.opts.Buffer)
+	h.log.Info("web page too slow for its events; it will reconnect",
+		"remote", s.remote, "buffer", h.opts.Buffer)
 }
 
-// subscribe registers a page and returns the snapshot it starts from;
-// every event after the snapshot reaches the page's channel. It fails
-// once the Hub is closed.
-func (h *Hub) subscribe() (*subscriber, []byte, bool) {
+// subscribe registers the page at remote and returns the snapshot it
+// starts from; every event after the snapshot reaches the page's channel.
+// It fails once the Hub is closed.
+func (h *Hub) subscribe(remote string) (*subscriber, []byte, bool) {
 	flow := h.currentFlow()
 
 	h.mu.Lock()
@@ -244,7 +284,8 @@ func (h *Hub) subscribe() (*subscriber, []byte, bool) {
 		h.log.Warn("web snapshot not encoded", "error", err)
 		return nil, nil, false
 	}
-	s := &subscriber{ch: make(chan []byte, h.opts.Buffer), kicked: make(chan struct{})}
+	s := &subscriber{remote: remote, ch: make(chan []byte, h.opts.Buffer),
+		kicked: make(chan struct{})}
 	h.subs[s] = struct{}{}
 	return s, snap, true
 }

@@ -153,8 +153,9 @@ func TestEventsStartWithSnapshot(t *testing.T) {
 
 func TestSlowPageIsDroppedNotWaitedFor(t *testing.T) {
 	t.Parallel()
-	h := exampleHub(Options{Buffer: 4})
-	sub, _, ok := h.subscribe()
+	var logs logBuffer
+	h := exampleHub(Options{Buffer: 4, Logger: logs.logger()})
+	sub, _, ok := h.subscribe("192.0.2.1:4000")
 	if !ok {
 		t.Fatal("subscribe refused")
 	}
@@ -179,6 +180,10 @@ func TestSlowPageIsDroppedNotWaitedFor(t *testing.T) {
 	}
 	if len(sub.ch) != 4 {
 		t.Errorf("%d events queued for the page, want its buffer of 4", len(sub.ch))
+	}
+	if out := logs.String(); !strings.Contains(out, "too slow") ||
+		!strings.Contains(out, "remote=192.0.2.1:4000") {
+		t.Errorf("dropping the page logged no line naming its address:\n%s", out)
 	}
 }
 
@@ -375,7 +380,7 @@ func TestFlowReloadReachesPages(t *testing.T) {
 	}
 	current := ivrspec.Example(time.Second)
 	h := New(Options{Flow: func() *ivrspec.Flow { return current }})
-	sub, _, _ := h.subscribe()
+	sub, _, _ := h.subscribe("192.0.2.1:4000")
 
 	current = bank
 	h.OnCall(callEvent("c", "main_menu", "", t0))

@@ -37,6 +37,9 @@ type callView struct {
 
 	Started int64 `json:"started"`
 	Updated int64 `json:"updated"`
+
+	// decided is when the call decided, for the latency of its write.
+	decided time.Time
 }
 
 // timerView is a running timer: it fires After milliseconds from At, both
@@ -76,13 +79,22 @@ type varView struct {
 	Sensitive bool   `json:"sensitive,omitempty"`
 }
 
-// writeView is one write delivered or given up on.
+// The statuses of a write in the feed.
+const (
+	statusAccepted  = "accepted"  // the platform received it
+	statusDelivered = "delivered" // the writer had it accepted
+	statusFailed    = "failed"    // the writer gave up on it
+)
+
+// writeView is one write received, delivered or given up on. LatencyMs
+// runs from the decision; it is nil when that is not known.
 type writeView struct {
 	InteractionID string    `json:"interactionId"`
 	Variables     []varView `json:"variables"`
 	OK            bool      `json:"ok"`
+	Status        string    `json:"status"`
 	Error         string    `json:"error,omitempty"`
-	LatencyMs     float64   `json:"latencyMs"`
+	LatencyMs     *float64  `json:"latencyMs,omitempty"`
 	At            int64     `json:"at"`
 }
 
@@ -114,6 +126,7 @@ func (c *callView) apply(ev actors.CallEvent) {
 	c.setTimer(ev.Timer, ev.At)
 	if ev.Decision != nil {
 		c.Decision = newDecisionView(ev.Decision)
+		c.decided = ev.At
 	}
 }
 
@@ -177,14 +190,52 @@ func newWriteView(ev actors.WriteEvent, at time.Time) writeView {
 		InteractionID: ev.InteractionID,
 		Variables:     masked(ev.Variables),
 		OK:            ev.Err == nil,
-		LatencyMs:     float64(ev.Latency.Microseconds()) / 1000,
+		Status:        statusDelivered,
+		LatencyMs:     millis(ev.Latency),
 		At:            at.UnixMilli(),
 	}
 	if ev.Err != nil {
+		w.Status = statusFailed
 		w.Error = ev.Err.Error()
 		if len(w.Error) > maxError {
 			w.Error = w.Error[:maxError] + "…"
 		}
 	}
 	return w
+}
+
+// newReceivedView describes a write the platform received at, to call c
+// (nil when unknown). A value is shown only when c's decision holds it
+// and did not mark it sensitive.
+func newReceivedView(id string, vars []ivrspec.Variable, at time.Time, c *callView) writeView {
+	w := writeView{
+		InteractionID: id,
+		Variables:     make([]varView, len(vars)),
+		OK:            true,
+		Status:        statusAccepted,
+		At:            at.UnixMilli(),
+	}
+	shown := make(map[string]bool)
+	if c != nil && c.Decision != nil {
+		for _, v := range c.Decision.Variables {
+			if _, seen := shown[v.Name]; !seen || v.Sensitive {
+				shown[v.Name] = !v.Sensitive
+			}
+		}
+		w.LatencyMs = millis(at.Sub(c.decided))
+	}
+	for i, v := range vars {
+		w.Variables[i] = varView{Name: v.Name, Value: v.Value}
+		if !shown[v.Name] {
+			w.Variables[i].Value, w.Variables[i].Sensitive = mask, true
+		}
+	}
+	return w
+}
+
+// millis is d in milliseconds, to the microsecond; a wall clock stepped
+// back between two readings gives 0, not a negative latency.
+func millis(d time.Duration) *float64 {
+	ms := float64(max(d, 0).Microseconds()) / 1000
+	return &ms
 }

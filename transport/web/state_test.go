@@ -144,13 +144,15 @@ func TestWriteView(t *testing.T) {
 		name: "delivered",
 		ev: actors.WriteEvent{InteractionID: "c1", Latency: 1500 * time.Microsecond,
 			Variables: []ivrspec.Variable{{Name: "ivr_status", Value: "completed"}}},
-		want: writeView{InteractionID: "c1", OK: true, LatencyMs: 1.5, At: t0.UnixMilli(),
+		want: writeView{InteractionID: "c1", OK: true, Status: statusDelivered,
+			LatencyMs: ptr(1.5), At: t0.UnixMilli(),
 			Variables: []varView{{Name: "ivr_status", Value: "completed"}}},
 	}, {
 		name: "given up, with a sensitive value",
 		ev: actors.WriteEvent{InteractionID: "c2", Err: errors.New("post variables: 503"),
 			Variables: []ivrspec.Variable{{Name: "pin", Value: "1234", Sensitive: true}}},
-		want: writeView{InteractionID: "c2", Error: "post variables: 503", At: t0.UnixMilli(),
+		want: writeView{InteractionID: "c2", Error: "post variables: 503", Status: statusFailed,
+			LatencyMs: ptr(0), At: t0.UnixMilli(),
 			Variables: []varView{{Name: "pin", Value: mask, Sensitive: true}}},
 	}}
 
@@ -171,4 +173,50 @@ func TestWriteView(t *testing.T) {
 			t.Errorf("error of %d bytes shown, want at most %d", len(got.Error), maxError)
 		}
 	})
+}
+
+func ptr(f float64) *float64 { return &f }
+
+func TestReceivedView(t *testing.T) {
+	t.Parallel()
+	decided := &callView{ID: "c1", decided: t0, Decision: &decisionView{Variables: []varView{
+		{Name: "account", Value: "12345678"},
+		{Name: "pin", Value: mask, Sensitive: true},
+	}}}
+	got := []ivrspec.Variable{{Name: "account", Value: "12345678"}, {Name: "pin", Value: "7373"}}
+
+	tests := []struct {
+		name string
+		call *callView
+		want writeView
+	}{{
+		name: "a decided call shows what it did not mark sensitive",
+		call: decided,
+		want: writeView{InteractionID: "c1", OK: true, Status: statusAccepted,
+			LatencyMs: ptr(12.5), At: t0.Add(12500 * time.Microsecond).UnixMilli(),
+			Variables: []varView{{Name: "account", Value: "12345678"},
+				{Name: "pin", Value: mask, Sensitive: true}}},
+	}, {
+		name: "a call not seen deciding shows no value and no latency",
+		call: &callView{ID: "c1"},
+		want: writeView{InteractionID: "c1", OK: true, Status: statusAccepted,
+			At: t0.Add(12500 * time.Microsecond).UnixMilli(),
+			Variables: []varView{{Name: "account", Value: mask, Sensitive: true},
+				{Name: "pin", Value: mask, Sensitive: true}}},
+	}, {
+		name: "an unknown call shows no value",
+		want: writeView{InteractionID: "c1", OK: true, Status: statusAccepted,
+			At: t0.Add(12500 * time.Microsecond).UnixMilli(),
+			Variables: []varView{{Name: "account", Value: mask, Sensitive: true},
+				{Name: "pin", Value: mask, Sensitive: true}}},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			w := newReceivedView("c1", got, t0.Add(12500*time.Microsecond), tt.call)
+			if !reflect.DeepEqual(w, tt.want) {
+				t.Errorf("got %+v, want %+v", w, tt.want)
+			}
+		})
+	}
 }

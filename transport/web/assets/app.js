@@ -358,6 +358,8 @@
       h('span', { class: 'cid' }, c.id),
       h('span', { class: 'where' }, `at ${c.node || '?'}`),
       h('span', { class: `status-badge ${st.cls}` }, st.text),
+      h('span', { class: 'digits' }, c.digits ? `digits ${c.digits}` : 'no digits'),
+      h('span', { class: 'counters' }, `no input ${c.noInput || 0}, no match ${c.noMatch || 0}`),
     );
     const mini = h('span', { class: 'mini-timer', 'aria-hidden': 'true' });
     if (c.timer) mini.dataset.deadline = String(deadline(c.timer));
@@ -444,17 +446,27 @@
     return new Date(ms + state.skew).toLocaleTimeString([], { hour12: false });
   }
 
+  const WRITE_STATUS = {
+    accepted: '✓ received',
+    delivered: '✓ delivered',
+    failed: '✗ failed',
+  };
+
   function writeItem(w) {
     const vars = w.variables.map((v) => `${v.name}=${v.value}`).join('  ');
+    const status = WRITE_STATUS[w.status] || (w.ok ? '✓ ok' : '✗ failed');
+    const latency = typeof w.latencyMs === 'number' ? `${w.latencyMs.toFixed(1)} ms` : '–';
     const li = h('li', {},
-      h('span', { class: 'st ' + (w.ok ? 'ok' : 'failed') }, w.ok ? '✓ ok' : '✗ failed'),
+      h('span', { class: 'st ' + (w.ok ? 'ok' : 'failed') }, status),
       h('span', { class: 'iid' }, w.interactionId),
-      h('span', { class: 'lat' }, `${clock(w.at)} · ${w.latencyMs.toFixed(1)} ms`),
+      h('span', { class: 'lat' }, `${clock(w.at)} · `,
+        h('span', { class: 'ms', title: 'from the decision' }, latency)),
       h('span', { class: 'vars' }, vars || '(no variables)'),
     );
     if (w.error) li.append(h('span', { class: 'err' }, w.error));
     li.dataset.interaction = w.interactionId;
     li.dataset.ok = String(w.ok);
+    li.dataset.status = w.status || '';
     return li;
   }
 
