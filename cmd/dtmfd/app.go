@@ -99,11 +99,11 @@ func newApp(cfg *config, log *slog.Logger) (_ *app, err error) {
 	if err != nil {
 		return nil, err
 	}
+	a.hub = a.webHub()
 	sink, err := a.platformSink(hc)
 	if err != nil {
 		return nil, err
 	}
-	a.hub = a.webHub()
 	var onCall func(actors.CallEvent)
 	var onWrite func(actors.WriteEvent)
 	if a.hub != nil {
@@ -124,6 +124,7 @@ func newApp(cfg *config, log *slog.Logger) (_ *app, err error) {
 		MaxBacklog:    cfg.MaxBacklog,
 		MaxCalls:      cfg.MaxCalls,
 		MaxKeys:       cfg.MaxKeys,
+		EndedTTL:      cfg.EndedTTL,
 		OnCall:        onCall,
 		OnWrite:       onWrite,
 		Logger:        log,
@@ -250,6 +251,7 @@ func (a *app) platform() (base, id, secret string, err error) {
 		ClientID:     id,
 		ClientSecret: secret,
 		Logger:       a.log.With("component", "emulator"),
+		OnWrite:      a.emulatorWrites(),
 	})
 	if err := a.emu.Start(); err != nil {
 		return "", "", "", fmt.Errorf("start emulator: %w", err)
@@ -341,10 +343,9 @@ func (a *app) run(ctx context.Context) error {
 		})
 	}
 
-	if a.cfg.IVR != "" {
-		hup := notifyReload()
-		wg.Go(func() { a.watchIVR(streamCtx, hup) })
-	}
+	hup, stopHUP := notifyReload()
+	defer stopHUP()
+	wg.Go(func() { a.watchIVR(streamCtx, hup) })
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- a.server.Serve(a.listener) }()
 	if a.simServer != nil {
@@ -389,7 +390,8 @@ func (a *app) run(ctx context.Context) error {
 			continue
 		}
 		if err := srv.Shutdown(httpCtx); err != nil {
-			a.log.Warn("http server did not close in time", "error", err)
+			a.log.Warn("http server did not close in time; closing its connections", "error", err)
+			srv.Close()
 		}
 	}
 	a.closeAll()
@@ -432,6 +434,7 @@ func keepSignedIn(ctx context.Context, log *slog.Logger, every time.Duration, fa
 }
 
 func (a *app) logStart() {
+	defer a.logKeypad()
 	if a.cx != nil {
 		a.log.Info("dtmfd started with the cxone profile", "addr", a.Addr(), "ivr", a.flow.Load().Name,
 			"studio", studioPath, "vah", vahPath)
@@ -445,9 +448,6 @@ func (a *app) logStart() {
 	url := "http://" + hostPort(a.Addr())
 	a.log.Info("dtmfd started in local mode, against its built-in CXone emulator",
 		"url", url, "emulator", a.emu.URL(), "ivr", a.flow.Load().Name)
-	a.log.Info("open the web keypad at " + url + "/")
-	a.log.Info("or try: curl -d '{\"callId\":\"call-1\",\"digits\":\"2A1\"}' " + url +
-		"/simulator && curl " + url + "/emulator/writes")
 }
 
 // redacted returns a URL with any password replaced, for logs.

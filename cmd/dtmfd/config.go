@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -35,6 +36,7 @@ type config struct {
 	MaxCalls      int
 	MaxBacklog    int
 	MaxKeys       int
+	EndedTTL      time.Duration
 
 	PingInterval time.Duration
 	LogLevel     slog.Level
@@ -46,6 +48,10 @@ type config struct {
 
 	CXone   cxoneSettings
 	Cluster clusterSettings
+
+	// fromFlag holds the environment variable of each setting given as
+	// a flag, so an error names the form the user typed.
+	fromFlag map[string]string
 }
 
 // setting describes one flag and its environment variable.
@@ -123,6 +129,8 @@ func (c *config) bind(fs *flag.FlagSet) []setting {
 	num(&c.MaxBacklog, "max-backlog", "DTMFD_MAX_BACKLOG", 100000,
 		"interactions waiting to be written at most; past it decisions go to the dead letters")
 	num(&c.MaxKeys, "max-keys", "DTMFD_MAX_KEYS", 256, "keys one call may press at most")
+	dur(&c.EndedTTL, "ended-ttl", "DTMFD_ENDED_TTL", 4*time.Hour,
+		"how long keys of an ended call are refused; a key after it starts a new call")
 	dur(&c.PingInterval, "ping-interval", "DTMFD_PING_INTERVAL", 15*time.Second,
 		"voice stream keep-alive ping interval")
 
@@ -143,12 +151,13 @@ func (c *config) bind(fs *flag.FlagSet) []setting {
 }
 
 // parseConfig reads the environment, then args, and checks the result.
+// Only -h writes to out: the usage text.
 func parseConfig(args []string, getenv func(string) string, out io.Writer) (*config, error) {
-	c := &config{}
+	c := &config{fromFlag: map[string]string{}}
 	fs := flag.NewFlagSet("dtmfd", flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(io.Discard)
 	list := c.bind(fs)
-	fs.Usage = func() { usage(out, fs, list) }
+	fs.Usage = func() {}
 
 	for _, s := range list {
 		v := getenv(s.env)
@@ -156,10 +165,13 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*con
 			continue
 		}
 		if err := fs.Set(s.flag, v); err != nil {
-			return nil, fmt.Errorf("invalid %s=%q: %v", s.env, v, err)
+			return nil, valueError(s.env, fs.Lookup(s.flag).Value, v)
 		}
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := c.parseFlags(fs, list, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(out, fs, list)
+		}
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -168,10 +180,95 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*con
 	return c, c.check()
 }
 
+// parseFlags parses args into fs, noting which settings they gave. A
+// value a setting does not accept is reported with the setting's
+// variable and what it takes.
+func (c *config) parseFlags(fs *flag.FlagSet, list []setting, args []string) error {
+	var bad error
+	for _, s := range list {
+		f := fs.Lookup(s.flag)
+		value := f.Value
+		f.Value = &settingValue{Value: value, onSet: func(v string, err error) {
+			c.fromFlag[s.env] = flagName(s)
+			if err != nil {
+				bad = cmp.Or(bad, valueError(flagName(s), value, v))
+			}
+		}}
+	}
+
+	if err := fs.Parse(args); err != nil {
+		return cmp.Or(bad, err)
+	}
+	return nil
+}
+
+// flagName is how an error names a setting given as a flag: the flag and
+// its variable, "-writers (DTMFD_WRITERS)".
+func flagName(s setting) string {
+	return "-" + s.flag + " (" + s.env + ")"
+}
+
+// settingValue is a flag's value that reports each value given to it and
+// whether it was accepted, so an error can say which setting it was, in
+// which form, and what it takes.
+type settingValue struct {
+	flag.Value
+	onSet func(v string, err error)
+}
+
+func (v *settingValue) Set(s string) error {
+	err := v.Value.Set(s)
+	v.onSet(s, err)
+	return err
+}
+
+// IsBoolFlag keeps "-token-form" working without "=true".
+func (v *settingValue) IsBoolFlag() bool {
+	b, ok := v.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
+// valueError says that setting name was given v, which its value does not
+// accept, and what it does accept.
+func valueError(name string, value flag.Value, v string) error {
+	return fmt.Errorf("%s: want %s, got %q", name, accepts(value), v)
+}
+
+// accepts describes the values a flag's value parses.
+func accepts(v flag.Value) string {
+	g, ok := v.(flag.Getter)
+	if !ok {
+		return "a valid value"
+	}
+	switch g.Get().(type) {
+	case int, int64, uint, uint64:
+		return "a whole number"
+	case float64:
+		return "a number such as 0.5"
+	case time.Duration:
+		return "a duration such as 10s, 1m30s or 2h"
+	case bool:
+		return "true or false"
+	case *slog.Level:
+		return "one of debug, info, warn, error"
+	}
+	return "a valid value"
+}
+
+// settingName is how an error names the setting of variable env: the
+// flag too when the value came from one.
+func (c *config) settingName(env string) string {
+	if name, ok := c.fromFlag[env]; ok {
+		return name
+	}
+	return env
+}
+
 // check rejects values the service cannot run with, naming the setting.
 func (c *config) check() error {
 	var errs []error
-	bad := func(name, format string, args ...any) {
+	bad := func(env, format string, args ...any) {
+		name := c.settingName(env)
 		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{name}, args...)...))
 	}
 
@@ -205,6 +302,7 @@ func (c *config) check() error {
 		{"DTMFD_INPUT_TIMEOUT", c.InputTimeout},
 		{"DTMFD_SHUTDOWN_GRACE", c.Grace},
 		{"DTMFD_WRITE_DEADLINE", c.WriteDeadline},
+		{"DTMFD_ENDED_TTL", c.EndedTTL},
 		{"DTMFD_PING_INTERVAL", c.PingInterval},
 	} {
 		if d.v <= 0 {

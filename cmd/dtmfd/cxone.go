@@ -230,6 +230,7 @@ func newCXoneProfile(
 		API:        p.api,
 		Token:      p.tokens.Token,
 		Invalidate: p.tokens.Invalidate,
+		Forget:     disco.ForgetAPIEndpoint,
 		Version:    s.APIVersion,
 		Params:     params,
 		HTTPClient: hc,

@@ -8,10 +8,13 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/coder/websocket"
@@ -27,6 +30,15 @@ const (
 	testID     = "dtmfd-test-client"
 	testSecret = `s3cr3t-"quoted"-&-value`
 )
+
+// testClient is the tests' HTTP client for dtmfd's own endpoints. It has
+// its own transport, so that closing its idle connections when a service
+// stops leaves no keep-alive goroutine for the leak check to find, and a
+// timeout, so that a stuck endpoint fails a test instead of hanging it.
+var testClient = &http.Client{
+	Transport: http.DefaultTransport.(*http.Transport).Clone(),
+	Timeout:   30 * time.Second,
+}
 
 // service is dtmfd started in-process against an emulator.
 type service struct {
@@ -70,6 +82,7 @@ func startService(t *testing.T, env map[string]string) *service {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &service{app: a, emu: emu, done: make(chan error, 1), stop: cancel}
 	go func() { s.done <- a.run(ctx) }()
+	t.Cleanup(testClient.CloseIdleConnections)
 	t.Cleanup(func() { s.shutdown(t) })
 
 	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -86,7 +99,7 @@ func waitReady(t *testing.T, a *app) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + a.Addr() + "/readyz")
+		resp, err := testClient.Get("http://" + a.Addr() + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -307,7 +320,7 @@ func TestHealthAndReadiness(t *testing.T) {
 		{"/healthz", `{"status":"ok"}`},
 		{"/readyz", `{"status":"ready"}`},
 	} {
-		resp, err := http.Get(base + tt.path)
+		resp, err := testClient.Get(base + tt.path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -319,7 +332,7 @@ func TestHealthAndReadiness(t *testing.T) {
 	}
 
 	s.app.draining.Store(true)
-	resp, err := http.Get(base + "/readyz")
+	resp, err := testClient.Get(base + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,10 +344,111 @@ func TestHealthAndReadiness(t *testing.T) {
 	}
 }
 
+// readiness returns the status and reasons /readyz gives.
+func readiness(t *testing.T, a *app) (int, []string) {
+	t.Helper()
+	resp, err := testClient.Get("http://" + a.Addr() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct{ Reasons []string }
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("/readyz body is not JSON: %v", err)
+	}
+	return resp.StatusCode, body.Reasons
+}
+
+// TestReadinessSaysWhy takes away what readiness needs, one thing at a
+// time, and checks that /readyz answers 503 naming exactly what is
+// missing, as an operator reading a failing probe would want, and 200
+// again once it is back.
+func TestReadinessSaysWhy(t *testing.T) {
+	t.Parallel()
+	p := newProxied(t)
+	// No token can be had, so the stream cannot connect either.
+	p.setFault("token", tokenHangUp)
+	r := startAgainst(t, p, nil)
+	waitWithin(t, "token requests", 10*time.Second, func() bool { return len(p.seen("token")) >= 2 })
+	code, reasons := readiness(t, r.app)
+	want := []string{"no access token yet", "voice stream not connected"}
+	if code != http.StatusServiceUnavailable || !slices.Equal(reasons, want) {
+		t.Errorf("readyz with the token endpoint down = %d %q, want 503 %q", code, reasons, want)
+	}
+
+	p.setFault("token", nil)
+	r.waitReady(t, 20*time.Second)
+
+	// The stream goes down and stays down; the token is still good.
+	p.emu.FailHandshakes(1<<30, http.StatusServiceUnavailable)
+	p.emu.CloseStreams(websocket.StatusGoingAway, "restarting")
+	want = []string{"voice stream not connected"}
+	waitWithin(t, "readiness to name the stream", 10*time.Second, func() bool {
+		code, reasons = readiness(t, r.app)
+		return code == http.StatusServiceUnavailable && slices.Equal(reasons, want)
+	})
+
+	p.emu.FailHandshakes(0, 0)
+	r.waitReady(t, 20*time.Second)
+}
+
+// stuckEngine is an actor system that never answers.
+type stuckEngine struct{}
+
+func (stuckEngine) Ping(ctx context.Context) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// liveEngine answers at once.
+type liveEngine struct{}
+
+func (liveEngine) Ping(context.Context) error { return nil }
+
+// TestLivenessFailsWhenEngineStuck checks that /healthz fails when the
+// actor system stops answering, so Kubernetes restarts the pod, and that
+// it says so within the second the probe allows. Time is virtual.
+func TestLivenessFailsWhenEngineStuck(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		engine     pinger
+		wantCode   int
+		wantReason string
+		wantAfter  time.Duration
+	}{
+		{"engine answers", liveEngine{}, http.StatusOK, "", 0},
+		{"engine stuck", stuckEngine{}, http.StatusServiceUnavailable,
+			"actor system did not answer: context deadline exceeded", time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				start := time.Now()
+				w := httptest.NewRecorder()
+				healthz(tt.engine).ServeHTTP(w, httptest.NewRequest("GET", "/healthz", nil))
+				took := time.Since(start)
+
+				var body struct{ Status, Reason string }
+				if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+					t.Fatalf("/healthz body is not JSON: %v", err)
+				}
+				if w.Code != tt.wantCode || body.Reason != tt.wantReason {
+					t.Errorf("/healthz = %d %+v, want %d with reason %q", w.Code, body, tt.wantCode, tt.wantReason)
+				}
+				if took != tt.wantAfter {
+					t.Errorf("/healthz answered after %v, want %v", took, tt.wantAfter)
+				}
+			})
+		})
+	}
+}
+
 // counter sums the samples of /metrics lines starting with prefix.
 func counter(t *testing.T, a *app, prefix string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + a.Addr() + "/metrics")
+	resp, err := testClient.Get("http://" + a.Addr() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,14 +23,15 @@ func (a *app) routes() (main, sim http.Handler) {
 		sim = simMux
 	}
 	if a.cfg.simulatorOn() {
-		simMux.Handle("/simulator", &simulator.Handler{Ingest: a.ingest, Token: a.cfg.SimulatorToken, Logger: a.log})
+		simMux.Handle("/simulator", &simulator.Handler{Ingest: a.ingest,
+			Token: a.cfg.SimulatorToken, Logger: a.log, Metrics: a.metrics})
 		simMux.Handle("/", a.hub.Handler())
 	}
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok"))
 	})
-	mux.HandleFunc("GET /healthz", a.healthz)
+	mux.Handle("GET /healthz", healthz(a.engine))
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	if a.emu != nil {
@@ -42,17 +43,29 @@ func (a *app) routes() (main, sim http.Handler) {
 	return mux, sim
 }
 
+// pinger is what liveness asks: the engine, or a stand-in that does not
+// answer in tests.
+type pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// livenessTimeout is how long the actor system has to answer a probe.
+const livenessTimeout = time.Second
+
 // healthz is liveness: the process serves and the actor system answers
-// within a second.
-func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
-	defer cancel()
-	if err := a.engine.Ping(ctx); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{
-			"status": "failing", "reason": "actor system did not answer: " + err.Error()})
-		return
+// within livenessTimeout. A stuck engine makes it fail, so Kubernetes
+// restarts the pod.
+func healthz(engine pinger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), livenessTimeout)
+		defer cancel()
+		if err := engine.Ping(ctx); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{
+				"status": "failing", "reason": "actor system did not answer: " + err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 }
 
 // readyz is readiness: a token obtained, the stream connected, an IVR

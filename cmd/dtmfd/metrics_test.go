@@ -101,7 +101,7 @@ func scrape(t *testing.T, a *app) map[string]*dto {
 
 // scrapeURL reads and parses the /metrics of the dtmfd at base.
 func scrapeURL(base string) (map[string]*dto, error) {
-	resp, err := http.Get(base + "/metrics")
+	resp, err := testClient.Get(base + "/metrics")
 	if err != nil {
 		return nil, err
 	}

@@ -313,6 +313,20 @@ type rigged struct {
 // settings and waits until it is ready.
 func launchAgainst(t *testing.T, p *proxied, env map[string]string) *rigged {
 	t.Helper()
+	r := startAgainst(t, p, env)
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	if err := p.emu.WaitConnected(wctx); err != nil {
+		t.Fatalf("dtmfd never connected its stream: %v", err)
+	}
+	r.waitReady(t, 10*time.Second)
+	return r
+}
+
+// startAgainst starts dtmfd against p as launchAgainst does, without
+// waiting for it to connect or be ready.
+func startAgainst(t *testing.T, p *proxied, env map[string]string) *rigged {
+	t.Helper()
 	r := &rigged{p: p, logs: &capturedLogs{t: t}, dead: filepath.Join(t.TempDir(), "dead.jsonl")}
 	settings := map[string]string{
 		"CXONE_CLIENT_ID":      testID,
@@ -339,25 +353,19 @@ func launchAgainst(t *testing.T, p *proxied, env map[string]string) *rigged {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.service = &service{app: a, emu: p.emu, done: make(chan error, 1), stop: cancel}
 	go func() { r.done <- a.run(ctx) }()
+	t.Cleanup(testClient.CloseIdleConnections)
 	t.Cleanup(func() {
 		if t.Failed() {
 			r.logs.dump()
 		}
 	})
 	t.Cleanup(func() { r.shutdown(t) })
-
-	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer wcancel()
-	if err := p.emu.WaitConnected(wctx); err != nil {
-		t.Fatalf("dtmfd never connected its stream: %v", err)
-	}
-	r.waitReady(t, 10*time.Second)
 	return r
 }
 
 // ready reports whether /readyz answers 200.
 func (r *rigged) ready() bool {
-	resp, err := http.Get("http://" + r.app.Addr() + "/readyz")
+	resp, err := testClient.Get("http://" + r.app.Addr() + "/readyz")
 	if err != nil {
 		return false
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -20,19 +21,24 @@ import (
 const reloadSettle = 200 * time.Millisecond
 
 // notifyReload returns the channel SIGHUP arrives on, registered before
-// the watcher starts so that no signal is missed.
-func notifyReload() chan os.Signal {
-	hup := make(chan os.Signal, 1)
+// the watcher starts so that no signal is missed, and the func that
+// unregisters it. It is registered whether or not an IVR file is set: a
+// SIGHUP nobody asked for otherwise kills the process.
+func notifyReload() (hup chan os.Signal, stop func()) {
+	hup = make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	return hup
+	return hup, func() { signal.Stop(hup) }
 }
 
 // watchIVR reloads the IVR definition when its file changes or a signal
 // arrives on hup, until ctx ends. It watches the file's directory, not the
 // file, because Kubernetes updates a mounted ConfigMap by swapping a
-// symlink there.
+// symlink there. With no file set it only answers signals.
 func (a *app) watchIVR(ctx context.Context, hup chan os.Signal) {
-	defer signal.Stop(hup)
+	if a.cfg.IVR == "" {
+		a.ignoreReloads(ctx, hup)
+		return
+	}
 
 	var events chan fsnotify.Event
 	w, err := fsnotify.NewWatcher()
@@ -62,6 +68,19 @@ func (a *app) watchIVR(ctx context.Context, hup chan os.Signal) {
 	}
 }
 
+// ignoreReloads answers each signal on hup with a log line until ctx
+// ends: the built-in flow has no file to read again.
+func (a *app) ignoreReloads(ctx context.Context, hup chan os.Signal) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			a.log.Info("SIGHUP: nothing to reload; the built-in IVR flow runs (set DTMFD_IVR to load a file)")
+		}
+	}
+}
+
 // reloadIVR loads the definition again. A valid one applies to calls that
 // start from now on; calls in progress finish on the version they began
 // with. An invalid one is rejected with every problem logged, and the
@@ -82,8 +101,9 @@ func (a *app) reloadIVR(trigger string) {
 	flow, err := ivrspec.Parse(a.cfg.IVR, data, ivrspec.Options{DefaultTimeout: a.cfg.InputTimeout})
 	if err != nil {
 		a.metrics.IVRReloaded("rejected")
+		problems := problemList(err)
 		a.log.Error("IVR reload rejected; keeping the running version", "path", a.cfg.IVR,
-			"trigger", trigger, "problems", err.Error())
+			"trigger", trigger, "count", len(problems), "problems", problems)
 		return
 	}
 	a.ivrSource = data
@@ -91,4 +111,18 @@ func (a *app) reloadIVR(trigger string) {
 	a.metrics.IVRReloaded("applied")
 	a.log.Info("IVR reloaded; new calls use it", "path", a.cfg.IVR, "trigger", trigger,
 		"nodes", len(flow.Order))
+}
+
+// problemList is every problem a failed load reports, one string each
+// ("file:line:col: msg"), so a log pipeline receives them as a list.
+func problemList(err error) []string {
+	var le *ivrspec.LoadError
+	if !errors.As(err, &le) || len(le.Problems) == 0 {
+		return []string{err.Error()}
+	}
+	out := make([]string, len(le.Problems))
+	for i, p := range le.Problems {
+		out[i] = p.String()
+	}
+	return out
 }
