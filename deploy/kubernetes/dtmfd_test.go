@@ -13,11 +13,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
 )
 
-// TestEnvironmentIsKnownToDtmfd checks every variable the Deployment sets
-// against the settings "dtmfd -h" lists, so a renamed or misspelt one
-// does not silently do nothing.
+// TestEnvironmentIsKnownToDtmfd checks every variable each kustomization's
+// Deployment sets against the settings "dtmfd -h" lists, so a renamed or
+// misspelt one does not silently do nothing.
 func TestEnvironmentIsKnownToDtmfd(t *testing.T) {
 	t.Parallel()
 	m := mustManifests(t)
@@ -35,12 +37,14 @@ func TestEnvironmentIsKnownToDtmfd(t *testing.T) {
 			stderr.String())
 	}
 
-	for _, e := range m.container(t).Env {
-		t.Run(e.Name, func(t *testing.T) {
-			if !known[e.Name] {
-				t.Errorf("dtmfd has no setting %s", e.Name)
-			}
-		})
+	for dir, d := range m.deployments() {
+		for _, e := range container(t, d).Env {
+			t.Run(dir+"/"+e.Name, func(t *testing.T) {
+				if !known[e.Name] {
+					t.Errorf("dtmfd has no setting %s", e.Name)
+				}
+			})
+		}
 	}
 
 	_, port, err := net.SplitHostPort(m.env(t, "DTMFD_ADDR"))
@@ -60,14 +64,51 @@ func exitCode(err error) int {
 	return 0
 }
 
-// TestFlowPassesCheck validates the shipped IVR flow with dtmfd itself.
+// TestFlowPassesCheck validates, with dtmfd itself, the IVR flow each
+// kustomization's Deployment is given.
 func TestFlowPassesCheck(t *testing.T) {
 	t.Parallel()
+	m := mustManifests(t)
 	bin := dtmfdBinary(t)
 
-	out, err := exec.Command(bin, "ivr", "check", "flow.yaml").CombinedOutput()
-	if err != nil {
-		t.Fatalf("dtmfd ivr check flow.yaml: %v\n%s", err, out)
+	for dir, d := range m.deployments() {
+		t.Run(dir, func(t *testing.T) {
+			flow := filepath.Join(t.TempDir(), "flow")
+			writeConfigMaps(t, m, dir, d, map[string]string{filepath.Dir(ivrPath(t, d)): flow})
+
+			file := filepath.Join(flow, filepath.Base(ivrPath(t, d)))
+			out, err := exec.Command(bin, "ivr", "check", file).CombinedOutput()
+			if err != nil {
+				t.Fatalf("dtmfd ivr check of %s's flow: %v\n%s", dir, err, out)
+			}
+		})
+	}
+}
+
+// ivrPath returns DTMFD_IVR of d's container.
+func ivrPath(t *testing.T, d *appsv1.Deployment) string {
+	t.Helper()
+	return env(t, d, "DTMFD_IVR")
+}
+
+// writeConfigMaps writes the data of each ConfigMap that d mounts at a key
+// of dirs into the local directory it maps to, as the kubelet would.
+func writeConfigMaps(t *testing.T, m *manifests, dir string, d *appsv1.Deployment,
+	dirs map[string]string) {
+	t.Helper()
+	for mount, local := range dirs {
+		vol, _ := volumeAt(t, d, filepath.Join(mount, "x"))
+		if vol.ConfigMap == nil {
+			t.Fatalf("%s is not a ConfigMap volume", mount)
+		}
+		if err := os.MkdirAll(local, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for key, value := range m.configMap(t, dir, vol.ConfigMap.Name).Data {
+			if err := os.WriteFile(filepath.Join(local, key), []byte(value), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }
 
@@ -159,26 +200,26 @@ func TestProbesServed(t *testing.T) {
 	}
 }
 
-// localEnv is the Deployment's plain environment with each mount path
-// replaced by a local directory and the credentials left out.
+// localEnv is the base Deployment's plain environment with each mount path
+// replaced by a local directory, ConfigMaps written out, and the
+// credentials left out.
 func localEnv(t *testing.T, m *manifests) []string {
 	t.Helper()
-	here, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dirs := map[string]string{}
+	configMaps := map[string]string{}
 	for _, vm := range m.container(t).VolumeMounts {
 		vol, _ := m.volumeAt(t, filepath.Join(vm.MountPath, "x"))
 		switch {
 		case vol.ConfigMap != nil:
-			dirs[vm.MountPath] = here
+			dirs[vm.MountPath] = t.TempDir()
+			configMaps[vm.MountPath] = dirs[vm.MountPath]
 		case vol.EmptyDir != nil:
 			dirs[vm.MountPath] = t.TempDir()
 		}
 	}
+	writeConfigMaps(t, m, baseDir, m.deployment, configMaps)
 
-	env := []string{"PATH=" + os.Getenv("PATH")}
+	vars := []string{"PATH=" + os.Getenv("PATH")}
 	for _, e := range m.container(t).Env {
 		if e.ValueFrom != nil || e.Name == "CXONE_CLIENT_SECRET_FILE" {
 			continue
@@ -187,9 +228,9 @@ func localEnv(t *testing.T, m *manifests) []string {
 		if dir, ok := dirs[filepath.Dir(v)]; ok {
 			v = filepath.Join(dir, filepath.Base(v))
 		}
-		env = append(env, e.Name+"="+v)
+		vars = append(vars, e.Name+"="+v)
 	}
-	return env
+	return vars
 }
 
 // freeAddr returns a loopback address with a port that was free a moment

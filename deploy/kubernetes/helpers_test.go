@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -24,55 +25,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	kjson "sigs.k8s.io/json"
+	"sigs.k8s.io/kustomize/api/konfig"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 )
 
 // repoRoot is the module root, two levels above this package.
 const repoRoot = "../.."
-
-// kustomization is the part of a kustomize Kustomization these manifests
-// use. Decoding it strictly makes a field kustomize does not know an error.
-type kustomization struct {
-	APIVersion         string               `json:"apiVersion"`
-	Kind               string               `json:"kind"`
-	Labels             []kustomizeLabels    `json:"labels,omitempty"`
-	Resources          []string             `json:"resources,omitempty"`
-	ConfigMapGenerator []configMapGenerator `json:"configMapGenerator,omitempty"`
-	Images             []kustomizeImage     `json:"images,omitempty"`
-}
-
-type kustomizeLabels struct {
-	Pairs            map[string]string `json:"pairs"`
-	IncludeSelectors bool              `json:"includeSelectors,omitempty"`
-}
-
-type configMapGenerator struct {
-	Name    string   `json:"name"`
-	Files   []string `json:"files,omitempty"`
-	Options struct {
-		DisableNameSuffixHash bool `json:"disableNameSuffixHash,omitempty"`
-	} `json:"options"`
-}
-
-// keys returns the ConfigMap keys the generator makes: a file's base
-// name, or the KEY of a "KEY=PATH" entry.
-func (g configMapGenerator) keys() []string {
-	var keys []string
-	for _, f := range g.Files {
-		if k, _, ok := strings.Cut(f, "="); ok {
-			keys = append(keys, k)
-			continue
-		}
-		keys = append(keys, filepath.Base(f))
-	}
-	return keys
-}
-
-type kustomizeImage struct {
-	Name    string `json:"name"`
-	NewName string `json:"newName,omitempty"`
-	NewTag  string `json:"newTag,omitempty"`
-}
 
 // serviceMonitor is the part of the Prometheus operator's ServiceMonitor
 // these manifests use; its Go type is not a dependency of dtmfd.
@@ -128,7 +89,9 @@ func newObject(apiVersion, kind string) (any, error) {
 	case "monitoring.coreos.com/v1 ServiceMonitor":
 		return &serviceMonitor{}, nil
 	case "kustomize.config.k8s.io/v1beta1 Kustomization":
-		return &kustomization{}, nil
+		return &types.Kustomization{}, nil
+	case "kustomize.config.k8s.io/v1alpha1 Component":
+		return &types.Kustomization{}, nil
 	}
 	return nil, fmt.Errorf("no Go type for %s %s", apiVersion, kind)
 }
@@ -187,114 +150,208 @@ func decodeFile(path string) ([]any, error) {
 	}
 }
 
-// manifests is every object of deploy/kubernetes, decoded.
+// kustomize builds the kustomization in dir as "kubectl apply -k" does,
+// with kustomize's own library and its default options, and decodes every
+// object of the result strictly.
+func kustomize(dir string) ([]any, error) {
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	rm, err := k.Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		return nil, fmt.Errorf("kustomize %s: %w", dir, err)
+	}
+
+	var objs []any
+	for _, r := range rm.Resources() {
+		doc, err := r.AsYAML()
+		if err != nil {
+			return nil, fmt.Errorf("kustomize %s: %s: %w", dir, r.CurId(), err)
+		}
+		obj, err := decodeDocument(doc)
+		if err != nil {
+			return nil, fmt.Errorf("kustomize %s: %s: %w", dir, r.CurId(), err)
+		}
+		objs = append(objs, obj)
+	}
+	return objs, nil
+}
+
+// isKustomization reports whether a file name is one kustomize reads as
+// the kustomization of its directory.
+func isKustomization(name string) bool {
+	return slices.Contains(konfig.RecognizedKustomizationFileNames(), name)
+}
+
+// kustomizationDirs walks this directory for kustomizations and returns
+// their directories, relative to it, so a new overlay is built and checked
+// without an edit here.
+func kustomizationDirs() ([]string, error) {
+	var dirs []string
+	err := filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !isKustomization(d.Name()) {
+			return err
+		}
+		dirs = append(dirs, filepath.Dir(path))
+		return nil
+	})
+	sort.Strings(dirs)
+	return dirs, err
+}
+
+// manifests is every object of deploy/kubernetes: each kustomization as
+// kustomize builds it, and each YAML file as written.
 type manifests struct {
+	// The objects of the base, as built, and the Secret template.
 	deployment     *appsv1.Deployment
 	service        *corev1.Service
 	serviceAccount *corev1.ServiceAccount
 	pdb            *policyv1.PodDisruptionBudget
-	cluster        []any
+	configMaps     []*corev1.ConfigMap
 	secret         *corev1.Secret
 	serviceMonitor *serviceMonitor
 
-	base       *kustomization
-	monitoring *kustomization
+	// kustomizations maps each kustomization's directory to its file.
+	kustomizations map[string]*types.Kustomization
+
+	// builds maps each kustomization's directory to the objects kustomize
+	// builds from it.
+	builds map[string][]any
 
 	// files maps each manifest file, relative to this directory, to its
-	// objects. Kustomizations and the files their generators read are
-	// not in it.
+	// objects. Kustomizations, the files their generators read and
+	// their patches are not in it.
 	files map[string][]any
 }
 
-// manifestFiles lists the YAML files under this directory, relative to
-// it, except those a ConfigMap generator reads as data.
-func manifestFiles(data map[string]bool) ([]string, error) {
-	var files []string
-	err := filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || filepath.Ext(path) != ".yaml" || data[path] {
-			return err
+// The directories of the base, the overlays, and the Secret template.
+const (
+	baseDir       = "base"
+	clusterDir    = "cluster"
+	monitoringDir = "monitoring"
+	secretFile    = "base/secret.example.yaml"
+)
+
+// loadManifests builds every kustomization and decodes every manifest
+// once.
+var loadManifests = sync.OnceValues(func() (*manifests, error) {
+	m := &manifests{
+		kustomizations: map[string]*types.Kustomization{},
+		builds:         map[string][]any{},
+		files:          map[string][]any{},
+	}
+	dirs, err := kustomizationDirs()
+	if err != nil {
+		return nil, err
+	}
+
+	data := map[string]bool{}
+	for _, dir := range dirs {
+		if err := m.addKustomization(dir, data); err != nil {
+			return nil, err
 		}
-		files = append(files, path)
-		return nil
-	})
-	sort.Strings(files)
-	return files, err
+	}
+	if err := m.addFiles(data); err != nil {
+		return nil, err
+	}
+	if err := m.fill(); err != nil {
+		return nil, err
+	}
+	return m, m.complete()
+})
+
+// addKustomization decodes the kustomization of dir, builds it, and
+// marks the files its generators read as data.
+func (m *manifests) addKustomization(dir string, data map[string]bool) error {
+	k, err := loadKustomization(dir)
+	if err != nil {
+		return err
+	}
+	m.kustomizations[dir] = k
+	for p := range dataFiles(dir, k) {
+		data[p] = true
+	}
+
+	objs, err := kustomize(dir)
+	if err != nil {
+		return err
+	}
+	m.builds[dir] = objs
+	return nil
 }
 
-// dataFiles returns the files kustomization k in dir reads as data.
-func dataFiles(dir string, k *kustomization) map[string]bool {
-	data := map[string]bool{}
+// addFiles decodes every YAML file under this directory but the
+// kustomizations and the generators' data.
+func (m *manifests) addFiles(data map[string]bool) error {
+	return filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || isKustomization(d.Name()) || data[path] {
+			return err
+		}
+		if ext := filepath.Ext(path); ext != ".yaml" && ext != ".yml" {
+			return nil
+		}
+
+		objs, err := decodeFile(path)
+		m.files[path] = objs
+		return err
+	})
+}
+
+// dataFiles returns the files kustomization k in dir reads as data or as
+// patches. A patch is a fragment, not an object (a strategic merge patch
+// may hold directives such as $patch), so it is checked through the
+// object kustomize builds with it instead.
+func dataFiles(dir string, k *types.Kustomization) map[string]bool {
+	var sources []string
 	for _, g := range k.ConfigMapGenerator {
-		for _, f := range g.Files {
-			if _, p, ok := strings.Cut(f, "="); ok {
-				f = p
-			}
+		sources = append(sources, g.FileSources...)
+	}
+	for _, g := range k.SecretGenerator {
+		sources = append(sources, g.FileSources...)
+	}
+	for _, p := range slices.Concat(k.Patches, k.PatchesJson6902) {
+		sources = append(sources, p.Path)
+	}
+	for _, p := range k.PatchesStrategicMerge {
+		sources = append(sources, string(p))
+	}
+
+	data := map[string]bool{}
+	for _, f := range sources {
+		if _, p, ok := strings.Cut(f, "="); ok {
+			f = p
+		}
+		if f != "" && !strings.Contains(f, "\n") {
 			data[filepath.Join(dir, f)] = true
 		}
 	}
 	return data
 }
 
-// loadManifests decodes every manifest and kustomization once.
-var loadManifests = sync.OnceValues(func() (*manifests, error) {
-	m := &manifests{files: map[string][]any{}}
-	var err error
-	if m.base, err = loadKustomization("."); err != nil {
-		return nil, err
-	}
-	if m.monitoring, err = loadKustomization("monitoring"); err != nil {
-		return nil, err
-	}
-
-	data := dataFiles(".", m.base)
-	for p := range dataFiles("monitoring", m.monitoring) {
-		data[p] = true
-	}
-	files, err := manifestFiles(data)
-	if err != nil {
-		return nil, err
-	}
-	for _, f := range files {
-		if filepath.Base(f) == "kustomization.yaml" {
-			continue
-		}
-		if err := m.add(f); err != nil {
-			return nil, err
+func loadKustomization(dir string) (*types.Kustomization, error) {
+	var file string
+	for _, name := range konfig.RecognizedKustomizationFileNames() {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			file = filepath.Join(dir, name)
+			break
 		}
 	}
-	return m, m.complete()
-})
-
-func loadKustomization(dir string) (*kustomization, error) {
-	objs, err := decodeFile(filepath.Join(dir, "kustomization.yaml"))
+	objs, err := decodeFile(file)
 	if err != nil {
 		return nil, err
 	}
 	if len(objs) != 1 {
-		return nil, fmt.Errorf("%s/kustomization.yaml: want one document, got %d", dir, len(objs))
+		return nil, fmt.Errorf("%s: want one document, got %d", file, len(objs))
 	}
-	k, ok := objs[0].(*kustomization)
+	k, ok := objs[0].(*types.Kustomization)
 	if !ok {
-		return nil, fmt.Errorf("%s/kustomization.yaml: not a Kustomization", dir)
+		return nil, fmt.Errorf("%s: not a Kustomization", file)
 	}
 	return k, nil
 }
 
-// add decodes one manifest file and files its objects by kind.
-func (m *manifests) add(file string) error {
-	objs, err := decodeFile(file)
-	if err != nil {
-		return err
-	}
-	m.files[file] = objs
-
-	for _, o := range objs {
-		if strings.HasPrefix(filepath.ToSlash(file), "cluster/") {
-			// The cluster overlay patches the base; its objects are
-			// checked on their own.
-			m.cluster = append(m.cluster, o)
-			continue
-		}
+// fill picks the base's objects from its build, the ServiceMonitor from
+// the monitoring overlay's, and the Secret from its template.
+func (m *manifests) fill() error {
+	for _, o := range m.builds[baseDir] {
 		switch o := o.(type) {
 		case *appsv1.Deployment:
 			m.deployment = o
@@ -304,12 +361,20 @@ func (m *manifests) add(file string) error {
 			m.serviceAccount = o
 		case *policyv1.PodDisruptionBudget:
 			m.pdb = o
-		case *corev1.Secret:
-			m.secret = o
-		case *serviceMonitor:
-			m.serviceMonitor = o
+		case *corev1.ConfigMap:
+			m.configMaps = append(m.configMaps, o)
 		default:
-			return fmt.Errorf("%s: unexpected %T", file, o)
+			return fmt.Errorf("base: unexpected %T", o)
+		}
+	}
+	for _, o := range m.builds[monitoringDir] {
+		if sm, ok := o.(*serviceMonitor); ok {
+			m.serviceMonitor = sm
+		}
+	}
+	for _, o := range m.files[secretFile] {
+		if s, ok := o.(*corev1.Secret); ok {
+			m.secret = s
 		}
 	}
 	return nil
@@ -317,6 +382,10 @@ func (m *manifests) add(file string) error {
 
 func (m *manifests) complete() error {
 	switch {
+	case m.kustomizations[baseDir] == nil:
+		return errors.New("no kustomization in " + baseDir)
+	case m.kustomizations[monitoringDir] == nil:
+		return errors.New("no kustomization in " + monitoringDir)
 	case m.deployment == nil:
 		return errors.New("no Deployment")
 	case m.service == nil:
@@ -345,20 +414,67 @@ func mustManifests(t *testing.T) *manifests {
 	return m
 }
 
-// container returns the Deployment's dtmfd container.
+// deployments returns the Deployment of every kustomization that builds
+// one, by directory.
+func (m *manifests) deployments() map[string]*appsv1.Deployment {
+	ds := map[string]*appsv1.Deployment{}
+	for dir, objs := range m.builds {
+		for _, o := range objs {
+			if d, ok := o.(*appsv1.Deployment); ok {
+				ds[dir] = d
+			}
+		}
+	}
+	return ds
+}
+
+// configMap returns the ConfigMap called name that the kustomization in
+// dir builds.
+func (m *manifests) configMap(t *testing.T, dir, name string) *corev1.ConfigMap {
+	t.Helper()
+	for _, o := range m.builds[dir] {
+		if cm, ok := o.(*corev1.ConfigMap); ok && cm.Name == name {
+			return cm
+		}
+	}
+	t.Fatalf("%s builds no ConfigMap %s", dir, name)
+	return nil
+}
+
+// container returns the base Deployment's dtmfd container.
 func (m *manifests) container(t *testing.T) *corev1.Container {
 	t.Helper()
-	cs := m.deployment.Spec.Template.Spec.Containers
+	return container(t, m.deployment)
+}
+
+// env returns the value of a plain environment variable of the base
+// Deployment's container.
+func (m *manifests) env(t *testing.T, name string) string {
+	t.Helper()
+	return env(t, m.deployment, name)
+}
+
+// volumeAt returns the base Deployment's volume mounted at the directory
+// holding path, and its mount.
+func (m *manifests) volumeAt(t *testing.T, path string) (*corev1.Volume, *corev1.VolumeMount) {
+	t.Helper()
+	return volumeAt(t, m.deployment, path)
+}
+
+// container returns the Deployment's dtmfd container.
+func container(t *testing.T, d *appsv1.Deployment) *corev1.Container {
+	t.Helper()
+	cs := d.Spec.Template.Spec.Containers
 	if len(cs) != 1 {
 		t.Fatalf("Deployment has %d containers, want 1", len(cs))
 	}
 	return &cs[0]
 }
 
-// env returns the value of a plain environment variable of the container.
-func (m *manifests) env(t *testing.T, name string) string {
+// env returns the value of a plain environment variable of d's container.
+func env(t *testing.T, d *appsv1.Deployment, name string) string {
 	t.Helper()
-	for _, e := range m.container(t).Env {
+	for _, e := range container(t, d).Env {
 		if e.Name == name {
 			if e.ValueFrom != nil {
 				t.Fatalf("%s comes from a reference, want a value", name)
@@ -370,17 +486,18 @@ func (m *manifests) env(t *testing.T, name string) string {
 	return ""
 }
 
-// volumeAt returns the volume mounted at the directory holding path, and
+// volumeAt returns d's volume mounted at the directory holding path, and
 // its mount.
-func (m *manifests) volumeAt(t *testing.T, path string) (*corev1.Volume, *corev1.VolumeMount) {
+func volumeAt(t *testing.T, d *appsv1.Deployment, path string) (*corev1.Volume, *corev1.VolumeMount) {
 	t.Helper()
-	for i, vm := range m.container(t).VolumeMounts {
+	c := container(t, d)
+	for i, vm := range c.VolumeMounts {
 		if filepath.Dir(path) != vm.MountPath {
 			continue
 		}
-		for j, v := range m.deployment.Spec.Template.Spec.Volumes {
+		for j, v := range d.Spec.Template.Spec.Volumes {
 			if v.Name == vm.Name {
-				return &m.deployment.Spec.Template.Spec.Volumes[j], &m.container(t).VolumeMounts[i]
+				return &d.Spec.Template.Spec.Volumes[j], &c.VolumeMounts[i]
 			}
 		}
 		t.Fatalf("volume mount %s names no volume", vm.Name)

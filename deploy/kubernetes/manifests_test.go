@@ -3,15 +3,19 @@ package kubernetes
 import (
 	"fmt"
 	"maps"
-	"os/exec"
+	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/kustomize/api/types"
 )
 
 // TestManifestsDecodeStrictly decodes every document of every manifest
@@ -136,39 +140,163 @@ metadata: {name: x}
 	}
 }
 
+// TestKustomizationsBuild builds every kustomization under this directory
+// with kustomize's own library, as "kubectl apply -k" would, and decodes
+// each object it makes strictly, so a patch that leaves a misspelt or
+// misplaced field in an overlay fails here too.
+func TestKustomizationsBuild(t *testing.T) {
+	t.Parallel()
+	m := mustManifests(t)
+
+	for _, dir := range []string{".", baseDir, clusterDir, monitoringDir} {
+		if _, ok := m.builds[dir]; !ok {
+			t.Errorf("no kustomization found in %s", dir)
+		}
+	}
+	if got, want := objectIDs(m.builds["."]), objectIDs(m.builds[baseDir]); !slices.Equal(got, want) {
+		t.Errorf("kubectl apply -k deploy/kubernetes applies %v, want the base's %v", got, want)
+	}
+	for _, dir := range slices.Sorted(maps.Keys(m.builds)) {
+		t.Run(dir, func(t *testing.T) {
+			objs := m.builds[dir]
+			if len(objs) == 0 {
+				t.Fatalf("kustomize %s builds nothing", dir)
+			}
+			if slices.ContainsFunc(objs, isSecret) {
+				t.Errorf("kustomize %s builds a Secret: applying it would overwrite real credentials",
+					dir)
+			}
+		})
+	}
+}
+
+// TestKustomizeRejectsMistakes makes sure the build above fails on the
+// mistakes kubectl would reject: a kustomization that includes itself, a
+// misspelt kustomization field, and a patch of an object that is not there.
+func TestKustomizeRejectsMistakes(t *testing.T) {
+	t.Parallel()
+	base, err := filepath.Abs(baseDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name    string
+		files   map[string]string
+		wantErr string
+	}{
+		{
+			name: "overlay inside its base",
+			files: map[string]string{
+				"kustomization.yaml":         "resources: [overlay]\n",
+				"overlay/kustomization.yaml": "resources: [../]\n",
+			},
+			wantErr: "cycle detected",
+		},
+		{
+			name:    "misspelt field",
+			files:   map[string]string{"kustomization.yaml": "resource: [x.yaml]\n"},
+			wantErr: `unknown field "resource"`,
+		},
+		{
+			name: "patch of a missing object",
+			files: map[string]string{
+				"kustomization.yaml": "resources: [base]\npatches: [{path: p.yaml}]\n",
+				"p.yaml":             "apiVersion: v1\nkind: Service\nmetadata: {name: nobody}\n",
+			},
+			wantErr: "no matches for Id Service",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			if err := os.Symlink(base, filepath.Join(dir, "base")); err != nil {
+				t.Fatal(err)
+			}
+			for name, body := range tt.files {
+				p := filepath.Join(dir, name)
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			_, err := kustomize(dir)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("kustomize: %v, want an error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
 // TestKustomization checks that "kubectl apply -k" applies every manifest
-// except the Secret template, and that the IVR ConfigMap keeps its name.
+// of the base except the Secret template, and that the IVR ConfigMap keeps
+// its name.
 func TestKustomization(t *testing.T) {
 	t.Parallel()
 	m := mustManifests(t)
 
 	var want []string
 	for file, objs := range m.files {
-		if filepath.Dir(file) != "." || slices.ContainsFunc(objs, isSecret) {
+		if filepath.Dir(file) != baseDir || slices.ContainsFunc(objs, isSecret) {
 			continue
 		}
-		want = append(want, file)
+		want = append(want, filepath.Base(file))
 	}
 	slices.Sort(want)
-	got := slices.Sorted(slices.Values(m.base.Resources))
+	got := slices.Sorted(slices.Values(m.kustomizations[baseDir].Resources))
 	if !slices.Equal(got, want) {
-		t.Errorf("kustomization.yaml resources = %v, want every manifest but the Secret: %v",
-			got, want)
+		t.Errorf("%s/kustomization.yaml resources = %v, want every manifest but the Secret: %v",
+			baseDir, got, want)
 	}
-	if !slices.Equal(m.monitoring.Resources, []string{"servicemonitor.yaml"}) {
-		t.Errorf("monitoring/kustomization.yaml resources = %v, want [servicemonitor.yaml]",
-			m.monitoring.Resources)
+	mon := m.kustomizations[monitoringDir].Resources
+	if !slices.Equal(mon, []string{"servicemonitor.yaml"}) {
+		t.Errorf("%s/kustomization.yaml resources = %v, want [servicemonitor.yaml]",
+			monitoringDir, mon)
 	}
 
-	g := ivrGenerator(t, m)
-	if !g.Options.DisableNameSuffixHash {
-		t.Errorf("ConfigMap %s gets a hash suffix: every IVR edit would restart dtmfd", g.Name)
+	vol, _ := m.volumeAt(t, m.env(t, "DTMFD_IVR"))
+	if vol.ConfigMap == nil {
+		t.Fatalf("DTMFD_IVR is on volume %s, want a ConfigMap volume", vol.Name)
 	}
-	for dir, k := range map[string]*kustomization{".": m.base, "monitoring": m.monitoring} {
-		if !hasLabel(k, "app.kubernetes.io/name", "dtmfd") {
-			t.Errorf("%s/kustomization.yaml does not label app.kubernetes.io/name: dtmfd", dir)
+	if !slices.ContainsFunc(m.kustomizations[baseDir].ConfigMapGenerator,
+		func(g types.ConfigMapArgs) bool { return g.Name == vol.ConfigMap.Name }) {
+		t.Errorf("ConfigMap %s gets a hash suffix: every IVR edit would restart dtmfd",
+			vol.ConfigMap.Name)
+	}
+	for _, dir := range []string{baseDir, monitoringDir} {
+		for _, o := range m.builds[dir] {
+			if l := objectLabels(o); l["app.kubernetes.io/name"] != "dtmfd" {
+				t.Errorf("%s builds %T without the label app.kubernetes.io/name: dtmfd", dir, o)
+			}
 		}
 	}
+}
+
+// objectIDs names each decoded object as Kind/name, sorted.
+func objectIDs(objs []any) []string {
+	ids := make([]string, 0, len(objs))
+	for _, o := range objs {
+		kind := fmt.Sprintf("%T", o)
+		name := ""
+		if obj, ok := o.(metav1.Object); ok {
+			name = obj.GetName()
+		}
+		ids = append(ids, kind+"/"+name)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// objectLabels returns the labels of a decoded object.
+func objectLabels(o any) map[string]string {
+	if obj, ok := o.(metav1.Object); ok {
+		return obj.GetLabels()
+	}
+	return nil
 }
 
 func isSecret(o any) bool {
@@ -176,66 +304,85 @@ func isSecret(o any) bool {
 	return ok
 }
 
-func hasLabel(k *kustomization, key, value string) bool {
-	for _, l := range k.Labels {
-		if l.Pairs[key] == value {
-			return true
-		}
-	}
-	return false
-}
-
-// ivrGenerator returns the ConfigMap generator the Deployment's IVR
-// volume refers to.
-func ivrGenerator(t *testing.T, m *manifests) configMapGenerator {
-	t.Helper()
-	vol, _ := m.volumeAt(t, m.env(t, "DTMFD_IVR"))
-	if vol.ConfigMap == nil {
-		t.Fatalf("DTMFD_IVR is on volume %s, want a ConfigMap volume", vol.Name)
-	}
-	for _, g := range m.base.ConfigMapGenerator {
-		if g.Name == vol.ConfigMap.Name {
-			return g
-		}
-	}
-	t.Fatalf("no configMapGenerator makes ConfigMap %s", vol.ConfigMap.Name)
-	return configMapGenerator{}
-}
-
-// TestKubectlKustomize builds both kustomizations with kubectl's own
-// kustomize, when kubectl is installed.
-func TestKubectlKustomize(t *testing.T) {
+// TestClusterOverlay checks the Deployment the cluster overlay builds:
+// the patch adds what a Proto.Actor cluster needs on Kubernetes and keeps
+// everything the base promises.
+func TestClusterOverlay(t *testing.T) {
 	t.Parallel()
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Skip("kubectl is not installed")
+	m := mustManifests(t)
+	d := m.deployments()[clusterDir]
+	if d == nil {
+		t.Fatalf("%s builds no Deployment", clusterDir)
 	}
+	c := container(t, d)
+	pod := d.Spec.Template.Spec
+	port, err := strconv.Atoi(env(t, d, "DTMFD_CLUSTER_PORT"))
+	if err != nil {
+		t.Fatalf("DTMFD_CLUSTER_PORT: %v", err)
+	}
+	host := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool {
+		return e.Name == "DTMFD_CLUSTER_HOST" && e.ValueFrom != nil &&
+			e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "status.podIP"
+	})
 
 	tests := []struct {
-		dir   string
-		kinds []string
+		name      string
+		got, want any
 	}{
-		{".", []string{"ConfigMap", "Deployment", "PodDisruptionBudget", "Service",
-			"ServiceAccount"}},
-		{"monitoring", []string{"ServiceMonitor"}},
+		{"replicas", deref(d.Spec.Replicas), int32(3)},
+		{"strategy", d.Spec.Strategy.Type, appsv1.RollingUpdateDeploymentStrategyType},
+		{"token mounted for the pod watch", deref(pod.AutomountServiceAccountToken), true},
+		{"DTMFD_CLUSTER", env(t, d, "DTMFD_CLUSTER"), "kubernetes"},
+		{"cluster port is a container port", containerPortOf(t, c, "cluster"), int32(port)},
+		{"host advertises the pod IP", host >= 0, true},
+		{"base env kept", env(t, d, "DTMFD_IVR"), m.env(t, "DTMFD_IVR")},
+		{"base probes kept", probePath(c.ReadinessProbe), "/readyz"},
+		{"base securityContext kept", deref(c.SecurityContext.ReadOnlyRootFilesystem), true},
+		{"base volumes kept", len(pod.Volumes), len(m.deployment.Spec.Template.Spec.Volumes)},
 	}
 	for _, tt := range tests {
-		t.Run(tt.dir, func(t *testing.T) {
-			t.Parallel()
-			out, err := exec.Command(kubectl, "kustomize", tt.dir).Output()
-			if err != nil {
-				t.Fatalf("kubectl kustomize %s: %v", tt.dir, err)
-			}
-			for _, k := range tt.kinds {
-				if !strings.Contains(string(out), "\nkind: "+k+"\n") {
-					t.Errorf("kubectl kustomize %s has no %s", tt.dir, k)
-				}
-			}
-			if strings.Contains(string(out), "kind: Secret\n") {
-				t.Errorf("kubectl kustomize %s has a Secret: it would overwrite real credentials",
-					tt.dir)
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.got != tt.want {
+				t.Errorf("got %v, want %v", tt.got, tt.want)
 			}
 		})
+	}
+
+	t.Run("RBAC", func(t *testing.T) {
+		checkClusterRBAC(t, m.builds[clusterDir], pod.ServiceAccountName)
+	})
+}
+
+// checkClusterRBAC checks that the objects grant the service account what
+// the Proto.Actor Kubernetes provider does with pods.
+func checkClusterRBAC(t *testing.T, objs []any, account string) {
+	t.Helper()
+	var role *rbacv1.Role
+	var binding *rbacv1.RoleBinding
+	for _, o := range objs {
+		switch o := o.(type) {
+		case *rbacv1.Role:
+			role = o
+		case *rbacv1.RoleBinding:
+			binding = o
+		}
+	}
+	if role == nil || binding == nil {
+		t.Fatal("no Role and RoleBinding")
+	}
+
+	want := []string{"get", "list", "patch", "watch"}
+	ok := slices.ContainsFunc(role.Rules, func(r rbacv1.PolicyRule) bool {
+		return slices.Contains(r.Resources, "pods") &&
+			slices.Equal(slices.Sorted(slices.Values(r.Verbs)), want)
+	})
+	if !ok {
+		t.Errorf("Role %s does not allow %v on pods", role.Name, want)
+	}
+	if binding.RoleRef.Name != role.Name || len(binding.Subjects) != 1 ||
+		binding.Subjects[0].Name != account {
+		t.Errorf("RoleBinding binds %s to %v, want Role %s to ServiceAccount %s",
+			binding.RoleRef.Name, binding.Subjects, role.Name, account)
 	}
 }
 
@@ -285,7 +432,12 @@ func TestSelectors(t *testing.T) {
 
 func containerPort(t *testing.T, m *manifests, name string) int32 {
 	t.Helper()
-	for _, p := range m.container(t).Ports {
+	return containerPortOf(t, m.container(t), name)
+}
+
+func containerPortOf(t *testing.T, c *corev1.Container, name string) int32 {
+	t.Helper()
+	for _, p := range c.Ports {
 		if p.Name == name {
 			return p.ContainerPort
 		}
@@ -415,9 +567,14 @@ func TestMountedFiles(t *testing.T) {
 			t.Errorf("IVR volume mounted with subPath %s: ConfigMap updates would never reach it",
 				mount.SubPath)
 		}
-		name := filepath.Base(path)
-		if keys := ivrGenerator(t, m).keys(); !slices.Contains(keys, name) {
-			t.Errorf("DTMFD_IVR file %s is not a key of the ConfigMap %v", name, keys)
+		vol, _ := m.volumeAt(t, path)
+		if vol.ConfigMap == nil {
+			t.Fatalf("DTMFD_IVR is on volume %s, want a ConfigMap volume", vol.Name)
+		}
+		cm := m.configMap(t, baseDir, vol.ConfigMap.Name)
+		if _, ok := cm.Data[filepath.Base(path)]; !ok {
+			t.Errorf("DTMFD_IVR file %s is not a key of ConfigMap %s",
+				filepath.Base(path), cm.Name)
 		}
 	})
 
