@@ -32,6 +32,12 @@ func check(t *testing.T, c *flowtest.Call, w want) {
 	}
 }
 
+// TestExampleFile runs the test the package example shows, so that what
+// the documentation says a flow test does is what it does.
+func TestExampleFile(t *testing.T) {
+	testBankCalls(t)
+}
+
 func TestBankFlow(t *testing.T) {
 	flow := load(t, "bank.yaml")
 	tests := []struct {

@@ -22,8 +22,9 @@
 //		})
 //	}
 //
-// Run needs the *testing.T of a test function, so the harness has no
-// runnable Example; package ivrspec has one for the session it drives.
+// Run needs the *testing.T of a test function, so the package example
+// is a whole test file, example_test.go; package ivrspec has a runnable
+// example of the session the harness drives.
 package flowtest
 
 import (
