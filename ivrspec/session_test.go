@@ -174,8 +174,6 @@ func TestCollectRules(t *testing.T) {
 		{"optional input: terminator alone gives an empty value", 0, 4, "#", 0, "#", "value="},
 		{"maxDigits completes without waiting", 4, 4, "", 0, "1234", "value=1234"},
 		{"maxDigits with a terminator key and no term timeout", 4, 4, "#", 0, "1234", "value=1234"},
-		{"term timeout consumes a terminator", 4, 4, "#", 2 * time.Second, "1234#", "value=1234"},
-		{"term timeout accepts when it passes", 4, 4, "#", 2 * time.Second, "1234~", "value=1234"},
 		{"no input at all", 1, 4, "#", 0, "~", "value=no_input"},
 		{"key outside the value keys is a no-match", 1, 4, "#", 0, "1*", "value=no_match"},
 		{"star as terminator", 1, 4, "*", 0, "12*", "value=12"},
@@ -250,6 +248,97 @@ func TestClearKeyTimer(t *testing.T) {
 	if s.Pending() {
 		t.Errorf("keys still pending after the clear key")
 	}
+}
+
+// termFlow asks for exactly four digits and then waits termTimeout for an
+// optional #. Its three timeouts differ, so a wait armed with the wrong
+// one shows. The next node takes # and 5 itself, so a key the wait passes
+// on leaves the call somewhere else than a key it consumes.
+const termFlow = `
+version: 1
+start: pin
+defaults:
+  timeout: 5s
+  interDigitTimeout: 3s
+  noInput: {fallback: silent}
+  noMatch: {fallback: wrong}
+nodes:
+  pin:
+    type: collect
+    minDigits: 4
+    terminators: "#"
+    termTimeout: 2s
+    next: menu
+  menu:
+    type: menu
+    prompt: menu_prompt
+    branches: {"#": hash, "5": five}
+  hash: {type: end, variables: {to: hash}}
+  five: {type: end, variables: {to: five}}
+  silent: {type: end, variables: {to: silent}}
+  wrong: {type: end, variables: {to: wrong}}
+`
+
+// TestTermTimeout: the fourth of four digits does not end input when the
+// node has a termTimeout. The call stays at the node for 2s, the value
+// pending, and what ends the wait decides where the next key goes.
+func TestTermTimeout(t *testing.T) {
+	t.Parallel()
+	f := mustParse(t, termFlow)
+
+	tests := []struct {
+		name string
+		then string // events after "1234"
+		node string
+		path string
+	}{
+		{"a terminator within the wait is consumed, not in the value", "#", "menu", "pin:1234"},
+		{"the timer firing accepts the value", "~", "menu", "pin:1234"},
+		{"a terminator after the wait goes to the next node", "~#", "hash", "pin:1234 menu:#"},
+		{"another key completes the value and goes to the next node", "5", "five",
+			"pin:1234 menu:5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, _ := f.NewSession("c")
+			eff := lastOf(s, "1234")
+			if eff.Timer != (Timer{TimerTerminator, 2 * time.Second}) || eff.Decision != nil ||
+				s.Node().ID != "pin" || s.Digits() != "1234" {
+				t.Fatalf("fourth key: %+v at %s with %q; want a 2s terminator timer, "+
+					"still at pin with 1234 pending", eff, s.Node().ID, s.Digits())
+			}
+
+			lastOf(s, tt.then)
+			if got := pathString(s); s.Node().ID != tt.node || got != tt.path {
+				t.Errorf("after %q: at %s with path %s, want at %s with path %s",
+					tt.then, s.Node().ID, got, tt.node, tt.path)
+			}
+		})
+	}
+}
+
+// lastOf gives s the events of script, each a key or '~' for the running
+// timer firing, and returns the effects of the last one.
+func lastOf(s *Session, script string) Effects {
+	var eff Effects
+	for i := 0; i < len(script); i++ {
+		if script[i] == '~' {
+			eff = s.Timeout()
+		} else {
+			eff = s.Digit(script[i], 0)
+		}
+	}
+	return eff
+}
+
+// pathString writes the path of s as "node:input ...".
+func pathString(s *Session) string {
+	var parts []string
+	for _, p := range s.Path() {
+		parts = append(parts, p.Node+":"+p.Masked())
+	}
+	return strings.Join(parts, " ")
 }
 
 func TestCollectTimers(t *testing.T) {
@@ -396,7 +485,7 @@ nodes:
   menu:
     type: menu
     prompt: main
-    branches: {"1": account, "0": zero}
+    branches: {"1": account, "0": zero, "9": nine}
     noInput:
       steps: [{prompt: ni1}, {prompt: ni2}]
       fallback: silent
@@ -425,6 +514,9 @@ nodes:
   zero:
     type: end
     variables: {to: zero}
+  nine:
+    type: end
+    variables: {to: nine}
   silent:
     type: end
     variables: {to: silent, reason: "${reason}"}
@@ -436,27 +528,48 @@ nodes:
 func TestEscalation(t *testing.T) {
 	t.Parallel()
 	f := mustParse(t, retryFlow)
+	// node is where the call is at the end, last the outcome of the last
+	// key, and noMatch the no-match count there.
 	tests := []struct {
-		name   string
-		script string
-		want   string
+		name    string
+		script  string
+		want    string
+		node    string
+		last    Outcome
+		noMatch int
 	}{
-		{"two reprompts then fallback", "~~~", "to=silent reason=no_input"},
-		{"no-match steps repeat the last without a fallback", "5555551", "<none>"},
-		{"collect no-match retries then falls back", "112*1*", "to=wrong reason=no_match"},
+		{"two reprompts then fallback", "~~~", "to=silent reason=no_input", "silent", 0, 0},
+		{"no-match steps repeat the last without a fallback", "5555551", "<none>",
+			"account", Accepted, 0},
+		{"collect no-match retries then falls back", "112*1*", "to=wrong reason=no_match",
+			"wrong", NoMatch, 0},
 		{"value written, masked in the path", "11234",
-			`account=1234 path=["1","****"] from=account reason=completed`},
-		{"node branch wins over a global key", "0", "to=zero"},
-		{"preempting global key wins everywhere", "19", `to=operator path=["1","9"] reason=completed`},
-		{"a global key turned off at a node is a no-match there", "1*", "<none>"},
-		{"back with nothing to go back to is a no-match", "*1", "<none>"},
+			`account=1234 path=["1","****"] from=account reason=completed`, "done", Accepted, 0},
+		{"node branch wins over a global key", "0", "to=zero", "zero", Accepted, 0},
+		{"preempting global key wins over a collect key", "19",
+			`to=operator path=["1","9"] reason=completed`, "operator", Accepted, 0},
+		{"preempting global key wins over a menu branch", "9",
+			`to=operator path=["9"] reason=completed`, "operator", Accepted, 0},
+		{"a global key turned off at a node is a no-match there", "1*", "<none>",
+			"account", NoMatch, 1},
+		{"back with nothing to go back to is a no-match", "*", "<none>", "menu", NoMatch, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			d, _, _ := run(t, f, tt.script)
+			d, outs, s := run(t, f, tt.script)
 			if got := vars(d); got != tt.want {
 				t.Errorf("got %s, want %s", got, tt.want)
+			}
+
+			var last Outcome
+			if len(outs) > 0 {
+				last = outs[len(outs)-1]
+			}
+			_, nm := s.Counters()
+			if s.Node().ID != tt.node || last != tt.last || nm != tt.noMatch {
+				t.Errorf("at %s, last key %v, no-match count %d; want at %s, %v, %d",
+					s.Node().ID, last, nm, tt.node, tt.last, tt.noMatch)
 			}
 		})
 	}
@@ -566,6 +679,55 @@ func TestCountersResetOnReentry(t *testing.T) {
 	s2.Digit('1', 0)
 	if s2.Node().ID != "account" || s2.Digits() != "*" {
 		t.Errorf("sensitive digits shown as %q at %s, want masked", s2.Digits(), s2.Node().ID)
+	}
+}
+
+// TestCountsRestartOnReturn: a call that leaves a node and comes back to
+// it starts the node's counts again, so its next silence or wrong key
+// runs the first step, not the one after the count it left with.
+func TestCountsRestartOnReturn(t *testing.T) {
+	t.Parallel()
+	src := `
+version: 1
+start: a
+global: {"*": {back: true}}
+nodes:
+  a:
+    type: menu
+    branches: {"1": b, "2": out}
+    noInput: {steps: [{prompt: silent1}, {prompt: silent2}], fallback: out}
+    noMatch: {steps: [{prompt: wrong1}, {prompt: wrong2}], fallback: out}
+  b:
+    type: menu
+    branches: {"1": a, "2": out}
+  out: {type: end, variables: {x: y}}
+`
+	f := mustParse(t, src)
+
+	tests := []struct {
+		name    string
+		script  string
+		prompt  string
+		noInput int
+		noMatch int
+	}{
+		{"silence twice without leaving runs the second step", "~~", "silent2", 2, 0},
+		{"silence after a back key returns runs the first step", "~1*~", "silent1", 1, 0},
+		{"silence after a branch returns runs the first step", "~11~", "silent1", 1, 0},
+		{"a wrong key after a back key returns runs the first step", "91*9", "wrong1", 0, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, _ := f.NewSession("c")
+			eff := lastOf(s, tt.script)
+			ni, nm := s.Counters()
+			if s.Node().ID != "a" || eff.Prompt != tt.prompt ||
+				ni != tt.noInput || nm != tt.noMatch {
+				t.Errorf("at %s, prompt %q, counts %d/%d; want at a, %q, %d/%d",
+					s.Node().ID, eff.Prompt, ni, nm, tt.prompt, tt.noInput, tt.noMatch)
+			}
+		})
 	}
 }
 
