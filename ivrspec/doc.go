@@ -97,6 +97,12 @@
 //	                                                  | past the last: fallback, else  | not above the current count
 //	                                                  | the last step again            |
 //	wrong keys ignored without a count                | noMatch: {ignore: true}        | the tutorial's tree; Asterisk Read
+//	noInput fallbacks that go round nodes (A, B, A)   | reported when the file loads:  | a choice: a caller who presses
+//	                                                  | silence must end the call or   | nothing has no other way out
+//	                                                  | stay at one node               |
+//	noMatch fallbacks that go round nodes             | allowed: each turn is a key    | a choice: the same as noMatch
+//	                                                  | the caller pressed, and a key  | steps without a fallback, which
+//	                                                  | the node takes leaves          | repeat at one node for ever
 //	global key vs the node's own use of the key       | the node wins unless the key   | VoiceXML <link> at application scope;
 //	                                                  | is preempt: true               | Genesys global choices
 //	global key overridden or turned off at a node     | node's global: {"0": off}      | VoiceXML document-scoped links

@@ -736,6 +736,8 @@ func (c *compiler) reach() {
 
 // loops reports silence that goes round nodes for ever: a caller who
 // never presses a key must reach an end node, or stay at one node.
+// No-match fallbacks are not followed: each turn round such a loop is a
+// wrong key the caller pressed, and a key the node takes ends it.
 func (c *compiler) loops() {
 	const (
 		unseen = iota

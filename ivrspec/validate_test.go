@@ -383,6 +383,23 @@ func TestLoadGraphRules(t *testing.T) {
 			},
 			want: []string{"10:25: silence loops through main -> ask -> main and never ends the call"},
 		},
+		{
+			name: "wrong keys that go round nodes are no loop",
+			change: func(s string) string {
+				s = after(s, atMain, "noMatch: {fallback: ask}")
+				return after(s, atAsk, "noMatch: {fallback: main}")
+			},
+		},
+		{
+			name: "wrong keys and silence round the same nodes: only silence is reported",
+			change: func(s string) string {
+				s = after(s, atMain, "noMatch: {fallback: ask}")
+				s = after(s, atMain, "noInput: {fallback: ask}")
+				s = after(s, atAsk, "noMatch: {fallback: main}")
+				return after(s, atAsk, "noInput: {fallback: main}")
+			},
+			want: []string{"10:25: silence loops through main -> ask -> main and never ends the call"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
