@@ -66,7 +66,7 @@ func (w *writer) Receive(ctx actor.Context) {
 		for i := 0; i < w.size; i++ {
 			wk := &worker{sink: w.sink, ctx: w.workCtx, clock: w.sh.clock, sh: w.sh}
 			w.idle = append(w.idle, ctx.Spawn(actor.PropsFromProducer(
-				func() actor.Actor { return wk })))
+				func() actor.Actor { return wk }, actor.WithDispatcher(w.sh.writePool))))
 		}
 	case *Write:
 		w.add(ctx, m)
