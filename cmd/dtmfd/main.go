@@ -55,7 +55,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		}
 		return 2
 	}
-	log := newLogger(cfg, stderr)
+	log := newLogger(cfg, stderr, isTerminal)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -71,13 +71,14 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	return 0
 }
 
-// newLogger builds the service's logger: JSON unless stderr is a terminal
-// or the config asks for text.
-func newLogger(cfg *config, w io.Writer) *slog.Logger {
+// newLogger builds the service's logger on w: text when the config asks
+// for it, or leaves the choice to auto and terminal reports w as one;
+// JSON otherwise.
+func newLogger(cfg *config, w io.Writer, terminal func(io.Writer) bool) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	text := cfg.LogFormat == "text"
 	if cfg.LogFormat == "auto" {
-		text = isTerminal(w)
+		text = terminal(w)
 	}
 	if text {
 		return slog.New(slog.NewTextHandler(w, opts))
@@ -85,6 +86,7 @@ func newLogger(cfg *config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
+// isTerminal reports whether w is a character device, as a terminal is.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
