@@ -206,11 +206,7 @@ func (m *Metrics) WriteAttempt(status int) {
 	if m == nil {
 		return
 	}
-	class := "error"
-	if status > 0 {
-		class = strconv.Itoa(status/100) + "xx"
-	}
-	m.WriteAttempts.WithLabelValues(class).Inc()
+	m.WriteAttempts.WithLabelValues(statusClass(status)).Inc()
 	if status == 429 {
 		m.WriteRateLimited.Inc()
 	}
@@ -300,3 +296,18 @@ func (m *Metrics) IVRReloaded(result string) {
 		m.IVRReloads.WithLabelValues(result).Inc()
 	}
 }
+
+// statusClass is the class label of an HTTP status: "2xx" for 204, and
+// "error" for no status (the request failed before one came).
+func statusClass(status int) string {
+	switch {
+	case status <= 0:
+		return "error"
+	case status < 600:
+		return classes[status/100]
+	}
+	return strconv.Itoa(status/100) + "xx"
+}
+
+// classes names the status classes HTTP defines, without an allocation.
+var classes = [...]string{"0xx", "1xx", "2xx", "3xx", "4xx", "5xx"}

@@ -88,3 +88,42 @@ func TestSimulatorOutcomesStartAtZero(t *testing.T) {
 		}
 	}
 }
+
+func TestWriteAttemptCountsByStatusClass(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		status      int
+		class       string
+		rateLimited float64
+	}{
+		{"accepted", 202, "2xx", 0},
+		{"no content", 204, "2xx", 0},
+		{"rate limited", 429, "4xx", 1},
+		{"not found", 404, "4xx", 0},
+		{"unavailable", 503, "5xx", 0},
+		{"no status: the request failed", 0, "error", 0},
+		{"a status past 5xx", 799, "7xx", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m := New(nil)
+			m.WriteAttempt(tt.status)
+			if got := testutil.ToFloat64(m.WriteAttempts.WithLabelValues(tt.class)); got != 1 {
+				t.Errorf("write attempts{class=%q} = %v after status %d, want 1", tt.class, got, tt.status)
+			}
+			for _, other := range []string{"2xx", "4xx", "5xx", "error"} {
+				if other == tt.class {
+					continue
+				}
+				if got := testutil.ToFloat64(m.WriteAttempts.WithLabelValues(other)); got != 0 {
+					t.Errorf("write attempts{class=%q} = %v after status %d, want 0", other, got, tt.status)
+				}
+			}
+			if got := testutil.ToFloat64(m.WriteRateLimited); got != tt.rateLimited {
+				t.Errorf("rate limited = %v after status %d, want %v", got, tt.status, tt.rateLimited)
+			}
+		})
+	}
+}

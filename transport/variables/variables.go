@@ -11,7 +11,6 @@ package variables
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -161,7 +160,7 @@ func (c *Client) newRequest(
 	if vars == nil {
 		vars = []Variable{}
 	}
-	body, err := json.Marshal(vars)
+	body, err := encodeVariables(vars)
 	if err != nil {
 		return nil, fmt.Errorf("encode variables: %w", err)
 	}
