@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/dtmfd/dtmfd/actors"
 	"github.com/dtmfd/dtmfd/ivrspec"
@@ -43,11 +44,15 @@ type designOptions struct {
 	// OnCall and OnWrite observers. The hand-written designs always count;
 	// the actor design only when asked, since the service sets neither.
 	observe bool
+	// countKeys feeds the probe's key count from the engine's own metric
+	// of accepted keys instead, so the engine runs with no observer, as
+	// in a deployment.
+	countKeys bool
 	// latency, when set, records the actor design's per-call timings.
 	latency *latencies
 	// endedTTL overrides the engine's EndedTTL when non-zero.
 	endedTTL time.Duration
-	// writers overrides the engine's writer pool size, 16 as in cmd/dtmfd,
+	// writers overrides the engine's writer pool size, 64 as in cmd/dtmfd,
 	// when non-zero.
 	writers int
 	// writeDelay is how long the emulator holds each write before it
@@ -126,6 +131,9 @@ func startActor(ctx context.Context, pf platform, p *probe, o designOptions) (fu
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { client.Run(runCtx) })
+	if o.countKeys {
+		wg.Go(func() { countAccepted(runCtx, m, p.keys) })
+	}
 	return func() {
 		cancel()
 		wg.Wait()
@@ -172,6 +180,26 @@ func onReject(m *metrics.Metrics) func(error, string) {
 			outcome = metrics.OutcomeIgnored
 		}
 		m.Event(typ, outcome)
+	}
+}
+
+// countAccepted raises c to dtmfd's count of accepted keys, read every
+// millisecond until ctx ends: a count reaches its target at most a
+// millisecond late, and the polling costs a thousand wake-ups a second.
+func countAccepted(ctx context.Context, m *metrics.Metrics, c *counter) {
+	accepted := m.Events.WithLabelValues(stream.TypeDTMF, metrics.OutcomeAccepted)
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	var sample dto.Metric
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := accepted.Write(&sample); err == nil {
+			c.raise(int64(sample.GetCounter().GetValue()))
+		}
 	}
 }
 

@@ -228,6 +228,16 @@ func (c *counter) add() {
 	}
 }
 
+// raise sets the count to n, for a count kept elsewhere and read from
+// time to time, noting when it reaches the target. n never falls.
+func (c *counter) raise(n int64) {
+	if old := c.n.Swap(n); old < c.target && n >= c.target {
+		now := time.Now()
+		c.at.Store(&now)
+		close(c.done)
+	}
+}
+
 // reachedAt is when the target was reached, or the zero time.
 func (c *counter) reachedAt() time.Time {
 	if t := c.at.Load(); t != nil {
