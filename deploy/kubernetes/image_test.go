@@ -146,6 +146,40 @@ func TestToolchainFollowsGoMod(t *testing.T) {
 	}
 }
 
+// TestCIRunsTheREADMETestCommand checks that CI runs the test suite
+// exactly as the README tells a newcomer to, and the Taskfile's test task
+// too, so that a suite that passes for one passes for the others.
+func TestCIRunsTheREADMETestCommand(t *testing.T) {
+	t.Parallel()
+	read := func(file string) string {
+		b, err := os.ReadFile(filepath.Join(repoRoot, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	readme := regexp.MustCompile("(?m)^GOTOOLCHAIN=\\S+ (go test [^#\\n]*?)\\s+# run the whole test suite$").
+		FindStringSubmatch(read("README.md"))
+	if readme == nil {
+		t.Fatal("README.md's first lines have no go test command marked as the whole test suite")
+	}
+	want := readme[1]
+
+	for file, line := range map[string]*regexp.Regexp{
+		".ci/run":      regexp.MustCompile(`(?m)^(go test .*)$`),
+		"Taskfile.yml": regexp.MustCompile(`(?m)^\s+- (go test -race.*)$`),
+	} {
+		got := line.FindAllStringSubmatch(read(file), -1)
+		var cmds []string
+		for _, m := range got {
+			cmds = append(cmds, m[1])
+		}
+		if !slices.Contains(cmds, want) {
+			t.Errorf("%s runs %q, want the README's %q", file, cmds, want)
+		}
+	}
+}
+
 // TestBuildScriptBuildsStaticBinary runs deploy/build.sh from outside the
 // repository and checks the binary runs on a distroless base: statically
 // linked, stripped, and stamped with VERSION.
