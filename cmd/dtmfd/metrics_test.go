@@ -1,33 +1,40 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	promdto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/dtmfd/dtmfd/transport/emulator"
 )
 
-// TestMetricsAfterARun scrapes /metrics after calls, a rate limit, a
-// rejected write and a dropped stream, and checks every family an
-// operator's dashboards rely on, with values that say what happened.
+// TestMetricsAfterARun scrapes /metrics after calls, wrong and repeated
+// keys, malformed frames, a rate limit, a rejected write and a dropped
+// stream, and checks every family an operator's dashboards rely on, with
+// values that say what happened.
 func TestMetricsAfterARun(t *testing.T) {
 	s := startService(t, nil)
 	rng := newRand()
 	calls := scripts(40, rng)
 	s.emu.FailWrites(3, http.StatusTooManyRequests, http.Header{"Retry-After": {"0"}})
 	s.emu.RejectInteraction("rejected-call", http.StatusBadRequest)
-	play(s.emu, calls[:20], rng)
+	malformed := play(s.emu, calls[:20], rng)
 	s.emu.CloseStreams(websocket.StatusInternalError, "maintenance")
-	play(s.emu, calls[20:], rng)
-	play(s.emu, []script{{id: "rejected-call", keys: "2A1"}}, rng)
-	checkWrites(t, s.emu, calls)
+	malformed += play(s.emu, calls[20:], rng)
+	malformed += play(s.emu, []script{{id: "rejected-call", keys: "2A1"}}, rng)
+	repeated := playRepeated(s.emu)
+	checkWrites(t, s.emu, append(calls, repeated))
 
 	families := scrape(t, s.app)
 	value := func(name string, labels map[string]string) float64 {
@@ -40,6 +47,8 @@ func TestMetricsAfterARun(t *testing.T) {
 		return sum
 	}
 
+	// A registered family is listed before its first event, so this
+	// proves registration only; the values below say what happened.
 	for _, name := range []string{
 		"dtmfd_events_total", "dtmfd_calls_open", "dtmfd_calls_ended_total",
 		"dtmfd_decision_latency_seconds", "dtmfd_write_latency_seconds",
@@ -58,7 +67,8 @@ func TestMetricsAfterARun(t *testing.T) {
 		want   func(float64) bool
 		says   string
 	}{
-		{"dtmfd_calls_ended_total", map[string]string{"status": "completed"}, wantEq(21), "21 completions (20 scripted + the rejected one)"},
+		{"dtmfd_calls_ended_total", map[string]string{"status": "completed"}, wantEq(22),
+			"22 completions (20 scripted, the rejected one and the repeated one)"},
 		{"dtmfd_calls_ended_total", map[string]string{"status": "no_input"}, wantEq(20), "20 timeouts"},
 		{"dtmfd_write_rate_limited_total", nil, wantEq(3), "3 answers 429"},
 		{"dtmfd_write_retries_total", nil, wantAtLeast(3), "a retry per 429"},
@@ -68,10 +78,25 @@ func TestMetricsAfterARun(t *testing.T) {
 		{"dtmfd_stream_disconnects_total", map[string]string{"code": "1011"}, wantEq(1), "one close with 1011"},
 		{"dtmfd_calls_open", nil, wantEq(0), "no call left open"},
 		{"dtmfd_write_backlog", nil, wantEq(0), "nothing waiting"},
-		{"dtmfd_decision_latency_seconds", nil, wantEq(41), "one observation per decision"},
-		{"dtmfd_write_latency_seconds", nil, wantEq(40), "one observation per accepted write"},
+		{"dtmfd_decision_latency_seconds", nil, wantEq(42), "one observation per decision"},
+		{"dtmfd_write_latency_seconds", nil, wantEq(41), "one observation per accepted write"},
 		{"dtmfd_token_refreshes_total", nil, wantAtLeast(1), "a token obtained"},
-		{"dtmfd_events_total", map[string]string{"outcome": "accepted"}, wantAtLeast(60), "keys accepted"},
+		// The faults tests move the token failures and the reload test
+		// the reloads; nothing in this run may.
+		{"dtmfd_token_failures_total", nil, wantEq(0), "no token request failed"},
+		{"dtmfd_ivr_reloads_total", nil, wantEq(0), "no IVR file to reload"},
+		{"dtmfd_events_total", dtmf("accepted"), wantEq(86),
+			"3 keys of each of 20 completions, 2 of each of 10 mid-path silences, " +
+				"and 3 each of the rejected and the repeated call"},
+		{"dtmfd_events_total", dtmf("invalid_digit"), wantEq(51),
+			"4 wrong keys in each of 10 calls, a lone * in each of 10, and the repeated call's 7"},
+		{"dtmfd_events_total", dtmf("duplicate"), wantEq(1), "the repeated call's second 2"},
+		{"dtmfd_events_total", dtmf("unknown_call"), wantEq(0), "no key after its call ended"},
+		{"dtmfd_events_total", dtmf("shed"), wantEq(0), "no key over a limit"},
+		{"dtmfd_events_total", map[string]string{"outcome": "malformed"}, wantEq(float64(malformed + 1)),
+			fmt.Sprintf("the %d malformed frames played and the repeated call's E", malformed)},
+		{"dtmfd_events_total", map[string]string{"type": "other", "outcome": "ignored"}, wantAtLeast(1),
+			"the call_started frames played"},
 	}
 	for _, c := range checks {
 		if got := value(c.name, c.labels); !c.want(got) {
@@ -84,6 +109,59 @@ func TestMetricsAfterARun(t *testing.T) {
 				t.Errorf("a call id leaked into a label: %v", m.GetLabel())
 			}
 		}
+	}
+	checkBuildInfo(t, families["dtmfd_build_info"])
+}
+
+func dtmf(outcome string) map[string]string {
+	return map[string]string{"type": "dtmf", "outcome": outcome}
+}
+
+// playRepeated sends one call whose first key the platform delivers
+// twice, with the same call id and timestamp, which presses a key its
+// node has no branch for, and one of whose frames carries a digit that is
+// no DTMF key. It returns the call's script: the repeat is one key, the
+// wrong key and the bad frame change nothing.
+func playRepeated(emu *emulator.Emulator) script {
+	const id = "repeated-call"
+	ts := time.Now().UnixMilli()
+	for _, k := range []struct {
+		digit string
+		at    int64
+	}{{"2", ts}, {"2", ts}, {"7", ts + 1}, {"E", ts + 2}, {"A", ts + 3}, {"1", ts + 4}} {
+		emu.Send(emulator.Event{Type: "dtmf", Digit: k.digit, CallID: id, Timestamp: k.at})
+	}
+	return script{id: id, keys: "227EA1", want: `ivr_selection=["2","A","1"] ivr_status=completed`}
+}
+
+// checkBuildInfo checks dtmfd_build_info against what "dtmfd version"
+// prints: the same version, revision and Go version, with the value 1.
+func checkBuildInfo(t *testing.T, f *dto) {
+	t.Helper()
+	if len(f.GetMetric()) != 1 {
+		t.Fatalf("dtmfd_build_info has %d series, want 1", len(f.GetMetric()))
+	}
+	m := f.GetMetric()[0]
+	labels := map[string]string{}
+	for _, l := range m.GetLabel() {
+		labels[l.GetName()] = l.GetValue()
+	}
+	var out bytes.Buffer
+	if code := run([]string{"version"}, &out, io.Discard, env()); code != 0 {
+		t.Fatalf("dtmfd version exited %d", code)
+	}
+	printed := strings.TrimSpace(out.String())
+	fromLabels := strings.Join(strings.Fields(strings.Join([]string{
+		"dtmfd", labels["version"], labels["revision"], labels["goversion"]}, " ")), " ")
+	if fromLabels != printed {
+		t.Errorf("dtmfd_build_info labels %v read %q; dtmfd version prints %q", labels, fromLabels, printed)
+	}
+	if labels["version"] != version || labels["goversion"] != runtime.Version() {
+		t.Errorf("dtmfd_build_info labels %v, want version %q and goversion %q",
+			labels, version, runtime.Version())
+	}
+	if v := m.GetGauge().GetValue(); v != 1 {
+		t.Errorf("dtmfd_build_info = %v, want 1", v)
 	}
 }
 
