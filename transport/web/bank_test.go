@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/dtmfd/dtmfd/ivrspec"
+	"github.com/dtmfd/dtmfd/transport/web/browsertest"
 )
 
 // eventLog reads the keypad's event stream as a page does and keeps every
@@ -107,7 +108,7 @@ func callItem(id, part string) string {
 }
 
 func TestBankKeypadInBrowser(t *testing.T) {
-	browser := newBrowser(t)
+	browser := browsertest.Start(t)
 	bank, err := ivrspec.LoadExample("bank.yaml", ivrspec.Options{})
 	if err != nil {
 		t.Fatal(err)

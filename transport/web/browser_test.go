@@ -24,6 +24,7 @@ import (
 	"github.com/dtmfd/dtmfd/actors"
 	"github.com/dtmfd/dtmfd/ivrspec"
 	"github.com/dtmfd/dtmfd/transport/simulator"
+	"github.com/dtmfd/dtmfd/transport/web/browsertest"
 )
 
 var updateDocs = flag.Bool("update-docs", false,
@@ -100,49 +101,6 @@ func startStack(t *testing.T, token string, flow *ivrspec.Flow) *stack {
 		eng.Close()
 	})
 	return &stack{url: srv.URL, hub: hub, sink: sink}
-}
-
-func chromiumPath() string {
-	if p := os.Getenv("DTMFD_CHROMIUM"); p != "" {
-		return p
-	}
-	return "/usr/bin/chromium"
-}
-
-// newBrowser starts a headless Chromium for the test. Without one the test
-// fails: the keypad is only tested in a real browser.
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("browser tests do not run under -short")
-	}
-	path := chromiumPath()
-	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("no Chromium at %s: install it (apt-get install -y chromium) "+
-			"or point DTMFD_CHROMIUM at one: %v", path, err)
-	}
-
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(path),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1400, 900),
-	)
-	t.Cleanup(cancelAlloc)
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	t.Cleanup(cancelBrowser)
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return bctx
 }
 
 // page is one browser tab on the keypad.
@@ -316,7 +274,7 @@ func js(s string) string {
 }
 
 func TestKeypadInBrowser(t *testing.T) {
-	browser := newBrowser(t)
+	browser := browsertest.Start(t)
 	st := startStack(t, "", nil)
 
 	t.Run("clicks and keys complete a call", func(t *testing.T) {
