@@ -144,6 +144,14 @@ func TestIsTerminal(t *testing.T) {
 			t.Cleanup(func() { f.Close() })
 			return f
 		}, false},
+		{"a character device that is no terminal", func(t *testing.T) io.Writer {
+			f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { f.Close() })
+			return f
+		}, false},
 		{"pseudo-terminal", func(t *testing.T) io.Writer {
 			f, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
 			if err != nil {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/term"
 
 	"github.com/dtmfd/dtmfd/ivrspec"
 )
@@ -86,14 +87,11 @@ func newLogger(cfg *config, w io.Writer, terminal func(io.Writer) bool) *slog.Lo
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-// isTerminal reports whether w is a character device, as a terminal is.
+// isTerminal reports whether w is a terminal; /dev/null and other
+// character devices are not.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func versionString() string {
