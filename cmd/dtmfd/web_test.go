@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/dtmfd/dtmfd/transport/emulator"
+	"github.com/dtmfd/dtmfd/transport/web/browsertest"
 )
 
 // keypadLogs keeps a JSON log for a test to search.
@@ -190,44 +190,16 @@ func TestKeypadAddressIsPrinted(t *testing.T) {
 	}
 }
 
-// newKeypadBrowser starts a headless Chromium for the test; without one the
-// test fails, as the keypad is tested only in a real browser.
+// newKeypadBrowser starts a headless Chromium for the test, each of its
+// steps bounded by a minute.
 func newKeypadBrowser(t *testing.T) context.Context {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("browser tests do not run under -short")
-	}
-	path := os.Getenv("DTMFD_CHROMIUM")
-	if path == "" {
-		path = "/usr/bin/chromium"
-	}
-	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("no Chromium at %s: install it (apt-get install -y chromium) "+
-			"or point DTMFD_CHROMIUM at one: %v", path, err)
-	}
-
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(path),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1400, 900),
-	)
-	t.Cleanup(cancelAlloc)
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	t.Cleanup(cancelBrowser)
-	ctx, cancel := context.WithTimeout(bctx, 60*time.Second)
+	ctx, cancel := context.WithTimeout(browsertest.Start(t), 60*time.Second)
 	t.Cleanup(cancel)
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
 	return ctx
 }
 
-// waitFor waits until the JavaScript expression is true in the page.
+// waitInPage waits until the JavaScript expression is true in the page.
 func waitInPage(t *testing.T, ctx context.Context, what, expr string) {
 	t.Helper()
 	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
