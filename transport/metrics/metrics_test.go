@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -125,5 +126,44 @@ func TestWriteAttemptCountsByStatusClass(t *testing.T) {
 				t.Errorf("rate limited = %v after status %d, want %v", got, tt.status, tt.rateLimited)
 			}
 		})
+	}
+}
+
+// TestMetricsFollowPrometheusConventions lints every family, each with a
+// sample, as Prometheus' own promlint does: names, units, suffixes and
+// help texts.
+func TestMetricsFollowPrometheusConventions(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	m := New(reg)
+	m.Event("dtmf", OutcomeAccepted)
+	m.CallOpened()
+	m.CallEnded("completed", "confirm", 3*time.Millisecond)
+	m.WriteAttempt(202)
+	m.WriteRetry()
+	m.WriteAccepted(5 * time.Millisecond)
+	m.DeadLetter()
+	m.Backlog(1)
+	m.Members(1)
+	m.StreamConnected()
+	m.StreamDisconnected(1000)
+	m.TokenRefreshed()
+	m.TokenFailed()
+	m.IVRReloaded("applied")
+
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", p.Metric, p.Text)
+	}
+
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(families) < 15 {
+		t.Errorf("%d metric families gathered, want every one of dtmfd's", len(families))
 	}
 }
