@@ -345,7 +345,9 @@ func (a *app) run(ctx context.Context) error {
 
 	hup, stopHUP := notifyReload()
 	defer stopHUP()
-	wg.Go(func() { a.watchIVR(streamCtx, hup) })
+	events, stopWatch := a.watchIVRFile()
+	defer stopWatch()
+	wg.Go(func() { a.watchIVR(streamCtx, hup, events) })
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- a.server.Serve(a.listener) }()
 	if a.simServer != nil {

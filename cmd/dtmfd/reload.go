@@ -30,26 +30,36 @@ func notifyReload() (hup chan os.Signal, stop func()) {
 	return hup, func() { signal.Stop(hup) }
 }
 
-// watchIVR reloads the IVR definition when its file changes or a signal
-// arrives on hup, until ctx ends. It watches the file's directory, not the
-// file, because Kubernetes updates a mounted ConfigMap by swapping a
-// symlink there. With no file set it only answers signals.
-func (a *app) watchIVR(ctx context.Context, hup chan os.Signal) {
+// watchIVRFile starts watching the IVR file's directory, not the file,
+// because Kubernetes updates a mounted ConfigMap by swapping a symlink
+// there. It runs before dtmfd reports ready, so a change made once it is
+// ready is never missed. It returns the watcher's events (nil when there
+// is no file, or it cannot be watched and only SIGHUP reloads) and the
+// func that stops the watch.
+func (a *app) watchIVRFile() (events chan fsnotify.Event, stop func()) {
 	if a.cfg.IVR == "" {
-		a.ignoreReloads(ctx, hup)
-		return
+		return nil, func() {}
 	}
-
-	var events chan fsnotify.Event
 	w, err := fsnotify.NewWatcher()
 	if err == nil {
-		err = w.Add(filepath.Dir(a.cfg.IVR))
+		if err = w.Add(filepath.Dir(a.cfg.IVR)); err != nil {
+			w.Close()
+		}
 	}
 	if err != nil {
 		a.log.Warn("IVR file not watched; reload with SIGHUP", "path", a.cfg.IVR, "error", err)
-	} else {
-		defer w.Close()
-		events = w.Events
+		return nil, func() {}
+	}
+	return w.Events, func() { w.Close() }
+}
+
+// watchIVR reloads the IVR definition when events from watchIVRFile say
+// its file changed or a signal arrives on hup, until ctx ends. With no
+// file set it only answers signals.
+func (a *app) watchIVR(ctx context.Context, hup chan os.Signal, events chan fsnotify.Event) {
+	if a.cfg.IVR == "" {
+		a.ignoreReloads(ctx, hup)
+		return
 	}
 
 	settle := time.NewTimer(time.Hour)
@@ -60,7 +70,12 @@ func (a *app) watchIVR(ctx context.Context, hup chan os.Signal) {
 			return
 		case <-hup:
 			a.reloadIVR("SIGHUP")
-		case <-events:
+		case _, ok := <-events:
+			if !ok {
+				// The watch was stopped: only signals reload now.
+				events = nil
+				continue
+			}
 			settle.Reset(reloadSettle)
 		case <-settle.C:
 			a.reloadIVR("file change")
