@@ -23,8 +23,7 @@ func deleted[K comparable, V any](s *shrinkable, m map[K]V, k K) map[K]V {
 }
 
 // shrunk returns m, or a copy of m sized for what it holds now, once m
-// has fallen to a quarter of its peak. A caller that deletes from m
-// itself must call note before.
+// has fallen to a quarter of its peak.
 func shrunk[K comparable, V any](s *shrinkable, m map[K]V) map[K]V {
 	if s.peak < shrinkFloor || len(m) > s.peak/4 {
 		return m
@@ -35,9 +34,4 @@ func shrunk[K comparable, V any](s *shrinkable, m map[K]V) map[K]V {
 	}
 	s.peak = len(c)
 	return c
-}
-
-// note records m's size before entries are deleted from it.
-func note[K comparable, V any](s *shrinkable, m map[K]V) {
-	s.peak = max(s.peak, len(m))
 }

@@ -307,11 +307,11 @@ func dataFiles(dir string, k *types.Kustomization) map[string]bool {
 	for _, g := range k.SecretGenerator {
 		sources = append(sources, g.FileSources...)
 	}
-	for _, p := range slices.Concat(k.Patches, k.PatchesJson6902) {
+	// The kustomizations use patches alone, not the fields it replaced
+	// (patchesStrategicMerge, patchesJson6902), which kustomize
+	// deprecates.
+	for _, p := range k.Patches {
 		sources = append(sources, p.Path)
-	}
-	for _, p := range k.PatchesStrategicMerge {
-		sources = append(sources, string(p))
 	}
 
 	data := map[string]bool{}

@@ -158,7 +158,7 @@ func TestCIRunsTheREADMETestCommand(t *testing.T) {
 		}
 		return string(b)
 	}
-	readme := regexp.MustCompile("(?m)^GOTOOLCHAIN=\\S+ (go test [^#\\n]*?)\\s+# run the whole test suite$").
+	readme := regexp.MustCompile(`(?m)^GOTOOLCHAIN=\S+ (go test [^#\n]*?)\s+# run the whole test suite$`).
 		FindStringSubmatch(read("README.md"))
 	if readme == nil {
 		t.Fatal("README.md's first lines have no go test command marked as the whole test suite")
