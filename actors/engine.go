@@ -378,6 +378,9 @@ func (e *Engine) Drain(ctx context.Context, callsBy time.Time) error {
 	return fmt.Errorf("drain writer: %w", err)
 }
 
+// closeCallsWait bounds how long Close waits for the call actors to stop.
+const closeCallsWait = 5 * time.Second
+
 // Close stops every actor and the actor system. Call Drain first to keep
 // pending writes.
 func (e *Engine) Close() {
@@ -386,6 +389,15 @@ func (e *Engine) Close() {
 		e.node.leave()
 	}
 	root := e.system.Root
+	if e.node == nil {
+		// The calls are not the ingress's children, so stopping it
+		// would not wait for them: stop them first and wait.
+		ctx, cancel := context.WithTimeout(context.Background(), closeCallsWait)
+		if _, err := e.ask(ctx, e.ingress, &stopCallsRequest{}); err != nil {
+			e.sh.log.Warn("calls still stopping when the engine closed", "error", err)
+		}
+		cancel()
+	}
 	_ = root.StopFuture(e.ingress).Wait()
 	_ = root.StopFuture(e.writer).Wait()
 	if e.node == nil {

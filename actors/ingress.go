@@ -104,6 +104,13 @@ func (in *ingress) Receive(ctx actor.Context) {
 		in.draining = true
 		in.waiters = append(in.waiters, ctx.Sender())
 		in.answerDrain(ctx)
+	case *stopCallsRequest:
+		in.draining = true
+		for _, pid := range in.calls {
+			ctx.Stop(pid)
+		}
+		in.waiters = append(in.waiters, ctx.Sender())
+		in.answerDrain(ctx)
 	case *statsRequest:
 		ctx.Respond(len(in.calls))
 	}

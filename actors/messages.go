@@ -99,6 +99,10 @@ type drainRequest struct{}
 
 type drained struct{}
 
+// stopCallsRequest asks the ingress to refuse new calls, stop every open
+// call, and answer, as drainRequest does, once none is left.
+type stopCallsRequest struct{}
+
 // flushRequest asks the writer to answer once nothing is waiting; with
 // final set, it then stops taking new work.
 type flushRequest struct{ final bool }
