@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
 	"sync"
@@ -10,24 +9,6 @@ import (
 
 	"github.com/dtmfd/dtmfd/ivrspec"
 )
-
-// lockedBuffer is a log destination safe for the actors' goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestTypeaheadPINKeyMaskedInLogs: a key pressed while the node before a
 // sensitive collect waits for an optional terminator becomes the first
@@ -48,7 +29,7 @@ nodes:
 	}
 
 	synctest.Test(t, func(t *testing.T) {
-		var logs lockedBuffer
+		var logs logBuffer
 		var mu sync.Mutex
 		var shown []string
 		h := newHarness(t, &memSink{}, func(c *Config) {
