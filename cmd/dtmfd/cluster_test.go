@@ -147,7 +147,7 @@ func (r *clusterRun) start(i int) *member {
 				i, len(library), library[0])
 		}
 	})
-	waitHTTPReady(r.t, m.url)
+	waitHTTPReady(r.t, m.url, c)
 
 	r.mu.Lock()
 	r.members = append(r.members, m)
@@ -241,7 +241,11 @@ func (r *clusterRun) pick() *member {
 // as a Service stops sending to a terminating pod first; SIGKILL at once,
 // a crash in the middle of requests.
 func (r *clusterRun) stop(m *member, sig syscall.Signal) {
+	// Under pick's lock: a pick that saw the member still in has counted
+	// its request by the time the lock is free, so Wait waits for it.
+	r.mu.Lock()
 	m.leaving.Store(true)
+	r.mu.Unlock()
 	if sig != syscall.SIGKILL {
 		m.inFlight.Wait()
 	}
@@ -425,22 +429,38 @@ func TestClusterCallsSurviveMembership(t *testing.T) {
 	}
 }
 
-// freePort returns a loopback port nothing listens on now.
+// freePort returns a loopback port that is free now. It is drawn from
+// below the ephemeral range (32768 and up here), from which the kernel
+// hands out the ports of outgoing connections and of ":0" listeners: a
+// port from that range can go to another socket between this check and
+// the member binding it, and a cluster run opens thousands of
+// connections.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 1000 {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free loopback port from 20000 to 31999")
+	return 0
 }
 
-// waitHTTPReady waits until url's /readyz answers 200.
-func waitHTTPReady(t testing.TB, url string) {
+// waitHTTPReady waits until url's /readyz answers 200, and fails at once
+// if the process c serving it exits first.
+func waitHTTPReady(t testing.TB, url string, c *child) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
+		select {
+		case <-c.done:
+			t.Fatalf("%s exited before it was ready: %v", url, c.err)
+		default:
+		}
 		res, err := http.Get(url + "/readyz")
 		if err == nil {
 			res.Body.Close()
