@@ -178,6 +178,13 @@ func TestStudioTurns(t *testing.T) {
 	decision := &ivrspec.Decision{End: "checking", From: "balance_menu", Reason: "completed",
 		Variables: []ivrspec.Variable{{Name: "account", Value: "12345678"},
 			{Name: "ivr_status", Value: "balance_checking"}}}
+	// The collect rules of the bank flow's nodes, as Studio gets them.
+	menuRules := &studioCollect{MinDigits: 1, MaxDigits: 1, StripTerminator: true,
+		TimeoutSeconds: 8, InterDigitTimeoutSeconds: 8}
+	accountRules := &studioCollect{MinDigits: 8, MaxDigits: 12, Terminators: "#",
+		StripTerminator: true, TimeoutSeconds: 8, InterDigitTimeoutSeconds: 3}
+	pinRules := &studioCollect{MinDigits: 4, MaxDigits: 4, Terminators: "#",
+		StripTerminator: true, TimeoutSeconds: 8, InterDigitTimeoutSeconds: 8}
 
 	tests := []struct {
 		name   string
@@ -191,8 +198,7 @@ func TestStudioTurns(t *testing.T) {
 			body: `{"contactId":"4600123","event":"start"}`,
 			want: studioReply{Action: "collect", Status: "started", ContactID: "4600123",
 				Session: "inst-1", Node: "main_menu", Prompt: "welcome_main_menu",
-				Collect: &studioCollect{MinDigits: 1, MaxDigits: 1, StripTerminator: true,
-					TimeoutSeconds: 8, InterDigitTimeoutSeconds: 8}},
+				Collect: menuRules},
 		},
 		{
 			name:   "a turn number names the request",
@@ -201,8 +207,7 @@ func TestStudioTurns(t *testing.T) {
 			step:   &actors.Step{CallID: "4600123", RequestID: "studio:3", Keys: "1"},
 			want: studioReply{Action: "collect", Status: "waiting", ContactID: "4600123",
 				Session: "inst-1", Node: "main_menu",
-				Collect: &studioCollect{MinDigits: 1, MaxDigits: 1, StripTerminator: true,
-					TimeoutSeconds: 8, InterDigitTimeoutSeconds: 8}},
+				Collect: menuRules},
 		},
 		{
 			name:   "a turn number in a string, as a snippet builds it",
@@ -211,8 +216,7 @@ func TestStudioTurns(t *testing.T) {
 			step:   &actors.Step{CallID: "4600123", RequestID: "studio:12"},
 			want: studioReply{Action: "collect", Status: "waiting", ContactID: "4600123",
 				Session: "inst-1", Node: "main_menu",
-				Collect: &studioCollect{MinDigits: 1, MaxDigits: 1, StripTerminator: true,
-					TimeoutSeconds: 8, InterDigitTimeoutSeconds: 8}},
+				Collect: menuRules},
 		},
 		{
 			name:   "digits lead to a collect node",
@@ -221,8 +225,7 @@ func TestStudioTurns(t *testing.T) {
 			step:   &actors.Step{CallID: "4600123", Keys: "1"},
 			want: studioReply{Action: "collect", Status: "waiting", ContactID: "4600123",
 				Session: "inst-1", Node: "account_number", Prompt: "enter_account_number",
-				Collect: &studioCollect{MinDigits: 8, MaxDigits: 12, Terminators: "#",
-					StripTerminator: true, TimeoutSeconds: 8, InterDigitTimeoutSeconds: 3}},
+				Collect: accountRules},
 		},
 		{
 			name: "timeout is a step without keys",
@@ -234,8 +237,7 @@ func TestStudioTurns(t *testing.T) {
 			step: &actors.Step{CallID: "4600123"},
 			want: studioReply{Action: "collect", Status: "waiting", ContactID: "4600123",
 				Session: "inst-1", Node: "main_menu", Prompt: "please_choose", NoInput: 1,
-				Collect: &studioCollect{MinDigits: 1, MaxDigits: 1, StripTerminator: true,
-					TimeoutSeconds: 8, InterDigitTimeoutSeconds: 8}},
+				Collect: menuRules},
 		},
 		{
 			name: "empty digits count as none",
@@ -273,8 +275,7 @@ func TestStudioTurns(t *testing.T) {
 			step:   &actors.Step{CallID: "4600123", Keys: "1", Existing: true},
 			want: studioReply{Action: "collect", Status: "restarted", ContactID: "4600123",
 				Session: "inst-1", Node: "main_menu", Prompt: "welcome_main_menu",
-				Collect: &studioCollect{MinDigits: 1, MaxDigits: 1, StripTerminator: true,
-					TimeoutSeconds: 8, InterDigitTimeoutSeconds: 8}},
+				Collect: menuRules},
 		},
 		{
 			name:   "a session of another instance the engine holds goes on",
@@ -283,8 +284,7 @@ func TestStudioTurns(t *testing.T) {
 			step:   &actors.Step{CallID: "4600123", Keys: "1", Existing: true},
 			want: studioReply{Action: "collect", Status: "waiting", ContactID: "4600123",
 				Session: "inst-1", Node: "account_number", Prompt: "enter_account_number",
-				Collect: &studioCollect{MinDigits: 8, MaxDigits: 12, Terminators: "#",
-					StripTerminator: true, TimeoutSeconds: 8, InterDigitTimeoutSeconds: 3}},
+				Collect: accountRules},
 		},
 		{
 			name:   "the node goes to the engine",
@@ -293,8 +293,7 @@ func TestStudioTurns(t *testing.T) {
 			step:   &actors.Step{CallID: "4600123", Keys: "1", At: "main_menu"},
 			want: studioReply{Action: "collect", Status: "waiting", ContactID: "4600123",
 				Session: "inst-1", Node: "account_number", Prompt: "enter_account_number",
-				Collect: &studioCollect{MinDigits: 8, MaxDigits: 12, Terminators: "#",
-					StripTerminator: true, TimeoutSeconds: 8, InterDigitTimeoutSeconds: 3}},
+				Collect: accountRules},
 		},
 		{
 			name: "a node the call is not at is answered with the call's node",
@@ -306,8 +305,7 @@ func TestStudioTurns(t *testing.T) {
 			step: &actors.Step{CallID: "4600123", Keys: "1", At: "main_menu"},
 			want: studioReply{Action: "collect", Status: "corrected", ContactID: "4600123",
 				Session: "inst-1", Node: "account_number", Prompt: "enter_account_number",
-				Collect: &studioCollect{MinDigits: 8, MaxDigits: 12, Terminators: "#",
-					StripTerminator: true, TimeoutSeconds: 8, InterDigitTimeoutSeconds: 3}},
+				Collect: accountRules},
 		},
 		{
 			name: "a call the engine lacks resumes at the node",
@@ -319,8 +317,7 @@ func TestStudioTurns(t *testing.T) {
 			step: &actors.Step{CallID: "4600123", Keys: "12345678", At: "account_number"},
 			want: studioReply{Action: "collect", Status: "resumed", ContactID: "4600123",
 				Session: "inst-1", Node: "pin", Prompt: "enter_pin",
-				Collect: &studioCollect{MinDigits: 4, MaxDigits: 4, Terminators: "#",
-					StripTerminator: true, TimeoutSeconds: 8, InterDigitTimeoutSeconds: 8}},
+				Collect: pinRules},
 		},
 		{
 			name:   "a node the flow lacks asks for an existing call",
@@ -329,8 +326,7 @@ func TestStudioTurns(t *testing.T) {
 			step:   &actors.Step{CallID: "4600123", Keys: "1", Existing: true},
 			want: studioReply{Action: "collect", Status: "restarted", ContactID: "4600123",
 				Session: "inst-1", Node: "main_menu", Prompt: "welcome_main_menu",
-				Collect: &studioCollect{MinDigits: 1, MaxDigits: 1, StripTerminator: true,
-					TimeoutSeconds: 8, InterDigitTimeoutSeconds: 8}},
+				Collect: menuRules},
 		},
 		{
 			name: "engine refuses",
