@@ -117,6 +117,9 @@ type shared struct {
 	writePool    *poolDispatcher
 	onCall       func(CallEvent)
 	observeWrite func(id string, vars []ivrspec.Variable, err error, latency time.Duration)
+	// registry gives the process registry's memory back once the open
+	// calls have fallen to a quarter of their peak.
+	registry *registryCompactor
 }
 
 // Engine is dtmfd's actor system: the ingress, one actor per call, and the
@@ -162,6 +165,7 @@ func newShared(cfg Config, system *actor.ActorSystem) *shared {
 		onCall:        cfg.OnCall,
 		deadLetters:   cfg.DeadLetters,
 		journal:       cfg.Journal,
+		registry:      &registryCompactor{reg: system.ProcessRegistry},
 	}
 	if cfg.OnWrite != nil {
 		sh.observeWrite = func(id string, vars []ivrspec.Variable, err error, lat time.Duration) {
@@ -231,7 +235,7 @@ func withDefaults(c Config) Config {
 	defDur(&c.MaxIdle, 30*time.Minute)
 	defDur(&c.EndedTTL, 4*time.Hour)
 	if c.Clock == nil {
-		c.Clock = SystemClock{}
+		c.Clock = &SystemClock{}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
