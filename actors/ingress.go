@@ -259,7 +259,13 @@ func (in *ingress) spawn(ctx actor.Context, callID string, platformTimed bool) (
 func (in *ingress) forget(ctx actor.Context, who *actor.PID) {
 	id := strings.TrimPrefix(who.Id, in.prefix)
 	if pid, ok := in.calls[id]; ok && pid.Equal(who) {
+		copies := in.callsPeak.copies
 		in.calls = deleted(&in.callsPeak, in.calls, id)
+		if in.callsPeak.copies != copies {
+			// Every call actor is named in protoactor's registry too,
+			// whose maps grew with these.
+			in.sh.registry.compact()
+		}
 		if !in.ended.has(id) {
 			// Stopped without a decision (a crash): refuse its keys too,
 			// rather than restart the call from the top.

@@ -13,7 +13,12 @@ package actors
 const shrinkFloor = 1024
 
 // shrinkable is a map's high-water mark since it was last copied.
-type shrinkable struct{ peak int }
+type shrinkable struct {
+	peak int
+	// copies counts the copies made, for those whose own memory follows
+	// the same map.
+	copies int
+}
 
 // deleted deletes k from m and returns m, or a smaller copy of m.
 func deleted[K comparable, V any](s *shrinkable, m map[K]V, k K) map[K]V {
@@ -33,5 +38,6 @@ func shrunk[K comparable, V any](s *shrinkable, m map[K]V) map[K]V {
 		c[k] = v
 	}
 	s.peak = len(c)
+	s.copies++
 	return c
 }
