@@ -101,7 +101,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 		"write a CPU profile of the runs in this process to `file`")
 	fs.StringVar(&c.memProfile, "memprofile", "", "write an allocation profile to `file` at the end")
 	fs.StringVar(&c.heapProfile, "heapprofile", "",
-		"write the live heap of each memory run, once its calls ended, to `file`.design")
+		"write the live heap of each memory run once its calls ended to `file`.design, and at its start to file.design.start")
 	fs.DurationVar(&c.inputTimeout, "input-timeout", 10*time.Second,
 		"the example flow's timeout between keys")
 

@@ -18,8 +18,12 @@ import (
 
 // warmCalls complete before the first sample, so the start figure is a
 // service that has already handled calls: pools, connections and lazily
-// built tables exist.
-const warmCalls = 100
+// built tables exist. They come as one burst, as the measured calls do,
+// so that the writers open as many connections to the platform as they
+// will hold at the end: a design keeps its idle connections, and with a
+// smaller warm-up their buffers counted as memory the calls had left
+// behind.
+const warmCalls = 2000
 
 // Environment variables that carry the emulator's credentials to a
 // measured child process, kept off its command line.
@@ -246,7 +250,16 @@ func memoryChild(ctx context.Context, a memoryChildArgs, stdout io.Writer) error
 		clientSecret: os.Getenv(envClientSecret),
 	}
 	enc := json.NewEncoder(stdout)
-	cue := func(stage string) error { return enc.Encode(memLine{Stage: stage}) }
+	cue := func(stage string) error {
+		// The start sample has just been taken: a profile of the same heap
+		// is the base to compare the last one with.
+		if stage == "ready" && a.heap != "" {
+			if err := writeHeap(a.heap + ".start"); err != nil {
+				return err
+			}
+		}
+		return enc.Encode(memLine{Stage: stage})
+	}
 
 	res, err := memoryRun(ctx, a.design, pf, a.calls, a.settle, a.options, cue)
 	if err == nil && a.heap != "" {
