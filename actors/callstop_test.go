@@ -2,10 +2,12 @@ package actors
 
 import (
 	"context"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
+	"weak"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -76,4 +78,33 @@ func TestCloseStopsOpenCalls(t *testing.T) {
 			t.Errorf("writes = %q after Close, want none", got)
 		}
 	})
+}
+
+// A closed engine leaves nothing behind that keeps its memory: not its
+// actor system, not the timers its calls and its ended-call sweep armed.
+func TestClosedEngineIsCollected(t *testing.T) {
+	h := newHarness(t, &memSink{}, nil)
+	h.press("done", "2A1")
+	h.press("waiting", "2")
+	deadline := time.Now().Add(5 * time.Second)
+	for len(h.sink.got()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(h.sink.got()) == 0 {
+		t.Fatal("no write from the call that decided")
+	}
+	gone := weak.Make(h.eng.sh)
+	h.eng.Close()
+	h = nil
+
+	// protoactor's dead-letter throttle holds the system for a second
+	// after its last dead letter.
+	for time.Now().Before(deadline.Add(5 * time.Second)) {
+		runtime.GC()
+		if gone.Value() == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Error("a closed engine is still reachable: something it armed or started keeps it alive")
 }

@@ -87,6 +87,22 @@ func (t *clockTimer) stop() bool {
 	return true
 }
 
+// stop drops every pending timer without running it, so that nothing
+// their funcs reference is kept alive by the clock. Timers armed
+// afterwards run as usual.
+func (c *SystemClock) stop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.heap {
+		t.at = -1
+	}
+	c.heap = nil
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.isArmed = false
+}
+
 // arm sets the runtime timer for the earliest due time. c.mu is held.
 func (c *SystemClock) arm() {
 	if len(c.heap) == 0 {

@@ -61,6 +61,10 @@ type Config struct {
 	Clock   Clock
 	Logger  *slog.Logger
 	Metrics *metrics.Metrics
+
+	// ownClock is the SystemClock made for this engine when Clock was
+	// nil; Close drops its pending timers.
+	ownClock *SystemClock
 }
 
 // CallEvent is one step of one call, for observers such as the web keypad
@@ -120,6 +124,7 @@ type shared struct {
 	// registry gives the process registry's memory back once the open
 	// calls have fallen to a quarter of their peak.
 	registry *registryCompactor
+	ownClock *SystemClock
 }
 
 // Engine is dtmfd's actor system: the ingress, one actor per call, and the
@@ -166,6 +171,7 @@ func newShared(cfg Config, system *actor.ActorSystem) *shared {
 		deadLetters:   cfg.DeadLetters,
 		journal:       cfg.Journal,
 		registry:      &registryCompactor{reg: system.ProcessRegistry},
+		ownClock:      cfg.ownClock,
 	}
 	if cfg.OnWrite != nil {
 		sh.observeWrite = func(id string, vars []ivrspec.Variable, err error, lat time.Duration) {
@@ -235,7 +241,8 @@ func withDefaults(c Config) Config {
 	defDur(&c.MaxIdle, 30*time.Minute)
 	defDur(&c.EndedTTL, 4*time.Hour)
 	if c.Clock == nil {
-		c.Clock = &SystemClock{}
+		c.ownClock = &SystemClock{}
+		c.Clock = c.ownClock
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -412,4 +419,10 @@ func (e *Engine) Close() {
 		e.sh.pool.stop()
 	}
 	e.sh.writePool.stop()
+	if e.sh.ownClock != nil {
+		// A pending timer's func names an actor of this engine, and
+		// through it the whole actor system: left armed, the ended-call
+		// sweep's timer kept a closed engine's memory for hours.
+		e.sh.ownClock.stop()
+	}
 }
