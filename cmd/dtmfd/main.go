@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/term"
 
+	"github.com/dtmfd/dtmfd/actors"
 	"github.com/dtmfd/dtmfd/ivrspec"
 )
 
@@ -65,6 +66,11 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		log.Error("dtmfd cannot start", "error", err)
 		return 1
 	}
+	gc, gcErr := actors.TuneGC(getenv, log)
+	if gcErr != nil {
+		log.Warn("memory limit not set; the collector runs on GOGC alone", "error", gcErr)
+	}
+	log.Info("garbage collector set", "gc", gc)
 	if err := a.run(ctx); err != nil {
 		log.Error("dtmfd stopped on an error", "error", err)
 		return 1
