@@ -24,6 +24,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dtmfd/dtmfd/actors"
 )
 
 func main() {
@@ -85,7 +87,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.latencyRate, "latency-rate", 20000, "keys per second of the latency run")
 	fs.DurationVar(&c.latencyFor, "latency-for", 10*time.Second, "length of the latency run")
 	fs.IntVar(&c.reps, "reps", 3,
-		"runs of the ceiling, the ingress and the smallest end-to-end size; the median counts")
+		"runs of the ceiling, the ingress, the smallest end-to-end size and the latency; the median counts")
 	fs.IntVar(&c.window, "window", 1000, "calls that press their keys interleaved")
 	only := fs.String("only", "ceiling,ingress,e2e,latency,memory",
 		"phases to run: ceiling, ingress, e2e, latency, memory")
@@ -172,6 +174,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
+	// Every design runs in this process and shares its collector, so all
+	// of them run with the settings cmd/dtmfd gives itself.
+	gc, err := actors.TuneGC(os.Getenv, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "dtmfbench:", err)
+	}
+
 	if c.child != "" {
 		return runChild(ctx, c, stdout, stderr)
 	}
@@ -186,7 +195,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		defer pprof.StopCPUProfile()
 	}
 
-	b := &bench{c: c, log: stderr, host: describeHost()}
+	b := &bench{c: c, log: stderr, host: describeHost(gc)}
 	b.runAll(ctx)
 	b.print(stdout)
 

@@ -241,6 +241,8 @@ type latencyResult struct {
 	rate       float64 // events per second actually sent
 	toDecision percentiles
 	toWrite    percentiles
+	// runs is how many runs this one is the median of.
+	runs int
 }
 
 // runLatency paces the example flow's keys into the emulator at rate

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/dtmfd/dtmfd/actors"
 )
 
 // The targets dtmfd is held to on a 2-core machine.
@@ -37,9 +39,9 @@ var columns = []string{
 // print writes the header lines and the table, as Markdown.
 func (b *bench) print(w io.Writer) {
 	h := b.host
-	fmt.Fprintf(w, "dtmfbench %s: %d CPUs (%s), %s, GOMAXPROCS %d, "+
+	fmt.Fprintf(w, "dtmfbench %s: %d CPUs (%s), %s, GOMAXPROCS %d, %s, "+
 		"load average %s at start, %s at end\n\n",
-		h.date, h.cpus, h.model, h.goVersion, goMaxProcs(), h.loadStart, h.loadEnd)
+		h.date, h.cpus, h.model, h.goVersion, goMaxProcs(), gcLine(h.gc), h.loadStart, h.loadEnd)
 
 	rows := b.rows()
 	table := [][]string{columns, nil}
@@ -48,6 +50,19 @@ func (b *bench) print(w io.Writer) {
 		table = append(table, append(line, r.target, r.verdict))
 	}
 	writeMarkdown(w, table)
+}
+
+// gcLine says how the collector ran, and where that came from.
+func gcLine(gc actors.GCSettings) string {
+	from := "dtmfd's default"
+	if gc.PercentFromEnv {
+		from = "from the environment"
+	}
+	limit := "no memory limit"
+	if gc.MemoryLimit != math.MaxInt64 {
+		limit = "memory limit " + mib(uint64(gc.MemoryLimit))
+	}
+	return fmt.Sprintf("GOGC %d (%s), %s", gc.Percent, from, limit)
 }
 
 func (b *bench) rows() []row {
@@ -153,6 +168,9 @@ func (b *bench) latencyRows() []row {
 		return nil
 	}
 	at := fmt.Sprintf(" at %s keys/s%s", commas(l.rate), b.delayNote())
+	if l.runs > 1 {
+		at += fmt.Sprintf(", run with the median p99 of %d", l.runs)
+	}
 	p99 := l.toDecision.p99
 	return []row{
 		{
