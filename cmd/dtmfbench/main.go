@@ -21,6 +21,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"time"
@@ -49,6 +50,7 @@ type config struct {
 	writers       int
 
 	cpuProfile  string
+	traceFile   string
 	memProfile  string
 	heapProfile string
 
@@ -99,6 +101,8 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 		"how long the emulator holds each write before answering, as a platform's round trip")
 	fs.IntVar(&c.writers, "writers", 64,
 		"the actor design's writer pool size (cmd/dtmfd's DTMFD_WRITERS)")
+	fs.StringVar(&c.traceFile, "trace", "",
+		"write an execution trace of the runs in this process to `file` (go tool trace)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "",
 		"write a CPU profile of the runs in this process to `file`")
 	fs.StringVar(&c.memProfile, "memprofile", "", "write an allocation profile to `file` at the end")
@@ -183,6 +187,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	if c.child != "" {
 		return runChild(ctx, c, stdout, stderr)
+	}
+	if c.traceFile != "" {
+		f, err := os.Create(c.traceFile)
+		if err != nil {
+			fmt.Fprintln(stderr, "dtmfbench:", err)
+			return 1
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			fmt.Fprintln(stderr, "dtmfbench:", err)
+			return 1
+		}
+		defer trace.Stop()
 	}
 	if c.cpuProfile != "" {
 		f, err := os.Create(c.cpuProfile)
