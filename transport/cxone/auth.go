@@ -71,7 +71,8 @@ type AuthOptions struct {
 	// Zero means 30s.
 	RefreshBefore time.Duration
 
-	// HTTPClient sends the requests. Nil means a client with a 10s timeout.
+	// HTTPClient sends the requests. Nil means a client of its own with a
+	// 10s timeout.
 	HTTPClient *http.Client
 
 	// Logger receives sign-in records; nil discards them.
@@ -122,7 +123,7 @@ func NewSource(opts AuthOptions) (*Source, error) {
 		opts.TenantClaim = DefaultTenantClaim
 	}
 	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Timeout: defaultHTTPTimeout}
+		opts.HTTPClient = defaultClient()
 	}
 	log := opts.Logger
 	if log == nil {

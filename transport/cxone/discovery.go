@@ -30,6 +30,18 @@ const (
 	maxReply = 64 << 10
 )
 
+// defaultClient is the client a component uses when it is given none: a
+// timeout, and a transport of its own. On http.DefaultTransport, anything
+// else in the process that closes that transport's idle connections
+// (every httptest.Server does when it closes) could break a request of
+// this component that was just reusing one.
+func defaultClient() *http.Client {
+	return &http.Client{
+		Timeout:   defaultHTTPTimeout,
+		Transport: http.DefaultTransport.(*http.Transport).Clone(),
+	}
+}
+
 // DiscoveryOptions configures a Discovery. The zero value discovers both
 // endpoints from DefaultIssuer.
 type DiscoveryOptions struct {
@@ -45,7 +57,8 @@ type DiscoveryOptions struct {
 	// configuration is never read.
 	APIEndpoint string
 
-	// HTTPClient sends the requests. Nil means a client with a 10s timeout.
+	// HTTPClient sends the requests. Nil means a client of its own with a
+	// 10s timeout.
 	HTTPClient *http.Client
 }
 
@@ -71,7 +84,7 @@ func NewDiscovery(opts DiscoveryOptions) *Discovery {
 		opts.Issuer = DefaultIssuer
 	}
 	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Timeout: defaultHTTPTimeout}
+		opts.HTTPClient = defaultClient()
 	}
 	return &Discovery{opts: opts, api: make(map[string]string)}
 }

@@ -61,7 +61,8 @@ type SignalOptions struct {
 	// Policy bounds the backoff between attempts.
 	Policy variables.Policy
 
-	// HTTPClient sends the requests. Nil means a client with a 10s timeout.
+	// HTTPClient sends the requests. Nil means a client of its own with a
+	// 10s timeout.
 	HTTPClient *http.Client
 
 	// Logger receives per-write detail at Debug; nil discards it.
@@ -100,7 +101,7 @@ func NewSignal(opts SignalOptions) (*Signal, error) {
 		return nil, fmt.Errorf("new signal sink: API version %d is not positive", opts.Version)
 	}
 	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Timeout: defaultHTTPTimeout}
+		opts.HTTPClient = defaultClient()
 	}
 	log := opts.Logger
 	if log == nil {
