@@ -327,7 +327,9 @@ func TestCallLogsNameTheCallAndItsNode(t *testing.T) {
 func checkNoPIN(t *testing.T, r logRecord, pin string) {
 	t.Helper()
 	for k, v := range r.attrs {
-		if strings.Contains(v, pin) {
+		// A decision id is a random UUID, which holds a given 4 digits
+		// about once in 2,000 calls.
+		if k != "decisionId" && strings.Contains(v, pin) {
 			t.Errorf("record %q holds the PIN in %s=%q", r.msg, k, v)
 		}
 	}
