@@ -82,7 +82,8 @@ func compactRegistry(reg *actor.ProcessRegistryValue) int {
 type registryCompactor struct {
 	reg     *actor.ProcessRegistryValue
 	running atomic.Bool
-	// done, when set, is told how many entries each pass copied.
+	// done, when set, is told how many entries each pass copied; tests
+	// watch the passes through it.
 	done func(copied int)
 }
 

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -83,5 +84,48 @@ func TestCompactRegistryGivesMemoryBackAndKeepsEveryActor(t *testing.T) {
 	}
 	if stays > held/5 {
 		t.Errorf("after compaction the registry still holds %d of the %d bytes its removed entries left behind", stays, held)
+	}
+}
+
+// Once a burst of calls has mostly ended, the engine compacts the
+// registry on its own, and the actors still running are still found.
+func TestEngineCompactsTheRegistryAfterABurst(t *testing.T) {
+	const calls = 4 * shrinkFloor
+	h := newHarness(t, &memSink{}, nil)
+	defer h.eng.Close()
+	passes := make(chan int, 16)
+	h.eng.sh.registry.done = func(copied int) { passes <- copied }
+
+	for i := range calls {
+		h.press("c"+strconv.Itoa(i), "2")
+	}
+	for i := range calls {
+		h.press("c"+strconv.Itoa(i), "A1")
+	}
+	deadline := time.After(30 * time.Second)
+	for len(h.sink.got()) < calls {
+		select {
+		case <-deadline:
+			t.Fatalf("%d of %d calls written", len(h.sink.got()), calls)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+
+	select {
+	case copied := <-passes:
+		if copied >= calls {
+			t.Errorf("a pass copied %d entries, more than the %d calls at their peak", copied, calls)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the registry was never compacted after the calls ended")
+	}
+	// The writer and its workers are registry entries that outlive the
+	// calls; a write after the compaction still goes through them.
+	h.press("after", "2A1")
+	for deadline := time.Now().Add(10 * time.Second); len(h.sink.got()) < calls+1; {
+		if time.Now().After(deadline) {
+			t.Fatal("no write for a call made after the compaction")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
