@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -115,6 +116,29 @@ func TestPercentiles(t *testing.T) {
 				t.Errorf("percentilesOf = %+v, want %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestIngressRowsCompareWithFastestCeiling checks the ingress share is
+// taken of the best ceiling run, while the ingress itself is the median.
+func TestIngressRowsCompareWithFastestCeiling(t *testing.T) {
+	run := func(perSecond int) throughput {
+		return throughput{n: perSecond + 1, elapsed: time.Second, cpu: time.Second}
+	}
+	b := &bench{
+		c:       &config{ceilingFrames: 1000, ingressKeys: 1000},
+		ceiling: []throughput{run(200000), run(400000), run(250000)},
+		ingress: []throughput{run(300000), run(280000), run(320000)},
+	}
+	rows := b.ingressRows()
+	if len(rows) != 2 {
+		t.Fatalf("got %d rows, want 2", len(rows))
+	}
+	if got := rows[0].cells[0]; !strings.HasPrefix(got, "400,000 ") {
+		t.Errorf("ceiling cell = %q, want the fastest run, 400,000", got)
+	}
+	if got := rows[1].cells[0]; !strings.HasPrefix(got, "300,000 = 75% of ceiling") {
+		t.Errorf("ingress cell = %q, want the median, 300,000 = 75%% of ceiling", got)
 	}
 }
 
