@@ -159,13 +159,9 @@ func medians(runs []throughput) (rate float64, cpu time.Duration) {
 	return median(rates), time.Duration(median(cpus))
 }
 
-// fastest returns the rate and CPU per item of the fastest run. The
-// ceiling is an upper bound, and its runs split in two: a bare client
-// that keeps up with the emulator reads each frame as it is written and
-// waits for the next, at twice the CPU per frame of one that falls
-// behind and reads them in batches (7.5 against 3.9 µs on Go 1.27.3
-// here). The median of three often lands on the slow kind, which the
-// ingress, never quite keeping up, then beats.
+// fastest returns the rate and CPU per item of the fastest run: the
+// ceiling is an upper bound, and its fastest run is the one least held
+// back by whatever else the machine was running.
 func fastest(runs []throughput) (rate float64, cpu time.Duration) {
 	for _, r := range runs {
 		if r.perSecond() > rate {

@@ -45,6 +45,7 @@ func (end *ending) apply(ws *websocket.Conn) error {
 // stream is one accepted voice stream connection.
 type stream struct {
 	ws     *websocket.Conn
+	conn   *corkedConn // ws's connection, which holds a batch's frames
 	remote string
 
 	// stop is closed when the stream leaves e.live. end, guarded by e.mu,
@@ -180,7 +181,8 @@ func (e *Emulator) serveStream(w http.ResponseWriter, r *http.Request) {
 	}
 	defer e.handlers.Done()
 
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	cw := &corkingWriter{ResponseWriter: w}
+	ws, err := websocket.Accept(cw, r, &websocket.AcceptOptions{
 		OnPingReceived: e.answerPing,
 	})
 	if err != nil {
@@ -188,7 +190,7 @@ func (e *Emulator) serveStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	s := e.connect(ws, r.RemoteAddr)
+	s := e.connect(ws, cw.conn, r.RemoteAddr)
 	if s == nil {
 		ws.Close(websocket.StatusGoingAway, "emulator closing")
 		return
@@ -220,7 +222,7 @@ func (e *Emulator) trackHandler() bool {
 
 // connect makes ws the stream frames go to, or returns nil if the emulator
 // closed during the upgrade.
-func (e *Emulator) connect(ws *websocket.Conn, remote string) *stream {
+func (e *Emulator) connect(ws *websocket.Conn, conn *corkedConn, remote string) *stream {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 
@@ -229,6 +231,7 @@ func (e *Emulator) connect(ws *websocket.Conn, remote string) *stream {
 	}
 	s := &stream{
 		ws:       ws,
+		conn:     conn,
 		remote:   remote,
 		stop:     make(chan struct{}),
 		finished: make(chan struct{}),
@@ -286,7 +289,14 @@ func (e *Emulator) deliver(s *stream) {
 			return
 		}
 
+		// The batch reaches the socket in one write at uncork. Frames
+		// held when that write fails are lost with the connection, as
+		// frames in flight on a broken connection are.
+		s.conn.cork()
 		n, err := writeFrames(s.ws, batch)
+		if uerr := s.conn.uncork(frameWriteTimeout); err == nil && uerr != nil {
+			err = fmt.Errorf("write frames: %w", uerr)
+		}
 		e.release(n)
 		if err != nil {
 			e.log.Debug("stream write failed", "remote", s.remote, "err", err)
