@@ -383,8 +383,8 @@ func (c *call) decide(ctx actor.Context, d *ivrspec.Decision, inputAt time.Time)
 
 	c.sh.metrics.CallEnded(d.Reason, d.From, now.Sub(inputAt))
 	// Typed attributes, since this line is written for every call:
-	// key-value pairs box each string, 6 of the 81 allocations of a
-	// whole call in BenchmarkEngineCalls.
+	// key-value pairs boxed each string, 6 of the 81 allocations a whole
+	// call made in BenchmarkEngineCalls.
 	c.sh.log.LogAttrs(context.Background(), slog.LevelInfo, "call decided",
 		slog.String("callId", c.id), slog.String("node", d.From),
 		slog.String("end", d.End), slog.String("reason", d.Reason),
