@@ -294,8 +294,8 @@ func (e *Emulator) deliver(s *stream) {
 		// frames in flight on a broken connection are.
 		s.conn.cork()
 		n, err := writeFrames(s.ws, batch)
-		if uerr := s.conn.uncork(frameWriteTimeout); err == nil && uerr != nil {
-			err = fmt.Errorf("write frames: %w", uerr)
+		if uerr := s.conn.uncork(frameWriteTimeout); err == nil {
+			err = uerr
 		}
 		e.release(n)
 		if err != nil {
